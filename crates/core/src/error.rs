@@ -1,0 +1,214 @@
+//! The one error type of cmux-core and of every backend built on it.
+
+use crate::path::RemotePath;
+
+/// Result alias used across cmux.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a [`Runtime`](crate::Runtime) operation or an agent tool can fail with.
+///
+/// Variants are grouped by what a caller can do about them: retry later
+/// ([`Error::Connection`]), fix credentials ([`Error::Authentication`]), fix the input
+/// ([`Error::InvalidInput`]), and so on. Every message names the host or path involved
+/// and, where there is one, the next step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The path does not exist in the runtime.
+    #[error("{host}: {path}: no such file or directory")]
+    NotFound {
+        /// Runtime the path was looked up in (`local`, `ssh:host`...).
+        host: String,
+        /// The missing path.
+        path: RemotePath,
+    },
+
+    /// The runtime's user may not read, write or traverse the path.
+    #[error("{host}: {path}: permission denied (check the file's owner and mode)")]
+    PermissionDenied {
+        /// Runtime the path lives in.
+        host: String,
+        /// The path that was refused.
+        path: RemotePath,
+    },
+
+    /// Something already exists where the operation wanted to create a new entry.
+    #[error("{host}: {path}: already exists")]
+    AlreadyExists {
+        /// Runtime the path lives in.
+        host: String,
+        /// The path that exists.
+        path: RemotePath,
+    },
+
+    /// A path that must be a directory is a file (or the reverse).
+    #[error("{host}: {path}: {message}")]
+    WrongKind {
+        /// Runtime the path lives in.
+        host: String,
+        /// The path of the wrong kind.
+        path: RemotePath,
+        /// What was expected, e.g. "is a directory, not a file".
+        message: String,
+    },
+
+    /// The host could not be reached or the connection broke. ssh's own diagnostic is in
+    /// `message`. Retrying later may succeed.
+    #[error("{host}: connection failed: {message}")]
+    Connection {
+        /// The host as the user named it.
+        host: String,
+        /// What ssh (or the transport) said, and the next step.
+        message: String,
+    },
+
+    /// The host answered but refused our credentials.
+    #[error("{host}: authentication failed: {message}")]
+    Authentication {
+        /// The host as the user named it.
+        host: String,
+        /// What ssh said, and the next step.
+        message: String,
+    },
+
+    /// The host's key is unknown or changed; nothing was sent to it.
+    #[error("{host}: host key verification failed: {message}")]
+    HostKey {
+        /// The host as the user named it.
+        host: String,
+        /// Fingerprint, known_hosts line to fix, and the next step.
+        message: String,
+    },
+
+    /// An operation ran past its deadline and was stopped.
+    #[error("{host}: {what} timed out after {secs:.1}s")]
+    TimedOut {
+        /// Runtime the operation ran in.
+        host: String,
+        /// What timed out.
+        what: String,
+        /// The deadline that was exceeded, in seconds.
+        secs: f64,
+    },
+
+    /// The caller cancelled the operation.
+    #[error("{host}: {what} was cancelled")]
+    Cancelled {
+        /// Runtime the operation ran in.
+        host: String,
+        /// What was cancelled.
+        what: String,
+    },
+
+    /// The request itself is wrong (bad path, empty command, binary file given to a text
+    /// tool...). `message` says how to fix it.
+    #[error("{message}")]
+    InvalidInput {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// A command the operation depends on failed on the host (git, mkdir...).
+    #[error("{host}: {command} failed (exit {code}): {stderr}")]
+    CommandFailed {
+        /// Runtime the command ran in.
+        host: String,
+        /// Short description of the command.
+        command: String,
+        /// Its exit code (-1 when killed by a signal).
+        code: i32,
+        /// The end of what it printed on stderr.
+        stderr: String,
+    },
+
+    /// An I/O error with no better classification.
+    #[error("{host}: {context}: {source}")]
+    Io {
+        /// Runtime the operation ran in.
+        host: String,
+        /// What was being done, naming the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A failure specific to one backend (the Coder CLI, a registry file...).
+    #[error("{backend}: {message}")]
+    Backend {
+        /// Which backend or component failed.
+        backend: String,
+        /// What happened and the next step.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Backend`].
+    pub fn backend(backend: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Backend {
+            backend: backend.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Classifies a `std::io::Error` about `path` into the most precise variant.
+    pub fn from_io(host: &str, path: &RemotePath, context: &str, err: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        match err.kind() {
+            K::NotFound => Error::NotFound {
+                host: host.to_owned(),
+                path: path.clone(),
+            },
+            K::PermissionDenied => Error::PermissionDenied {
+                host: host.to_owned(),
+                path: path.clone(),
+            },
+            K::AlreadyExists => Error::AlreadyExists {
+                host: host.to_owned(),
+                path: path.clone(),
+            },
+            K::IsADirectory => Error::WrongKind {
+                host: host.to_owned(),
+                path: path.clone(),
+                message: "is a directory, not a file".into(),
+            },
+            K::NotADirectory => Error::WrongKind {
+                host: host.to_owned(),
+                path: path.clone(),
+                message: "a component of the path is not a directory".into(),
+            },
+            _ => Error::Io {
+                host: host.to_owned(),
+                context: format!("{context} {path}"),
+                source: err,
+            },
+        }
+    }
+
+    /// True for failures of the transport (worth a retry once the host is back).
+    pub fn is_connection(&self) -> bool {
+        matches!(self, Error::Connection { .. })
+    }
+
+    /// The exit code the `cmux` CLI uses for this error: 255 for transport failures
+    /// (as ssh does), 124 for timeouts (as timeout(1) does), 130 for cancellation, 1
+    /// otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Connection { .. } | Error::Authentication { .. } | Error::HostKey { .. } => {
+                255
+            }
+            Error::TimedOut { .. } => 124,
+            Error::Cancelled { .. } => 130,
+            _ => 1,
+        }
+    }
+}

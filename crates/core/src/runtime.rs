@@ -1,0 +1,191 @@
+//! The [`Runtime`] trait: one place where commands run and files live.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::exec::{BoxRead, ExecRequest, Output, Process};
+use crate::path::RemotePath;
+
+/// The kind of a directory entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (only from [`Runtime::read_dir`], which does not follow links).
+    Symlink,
+    /// A socket, fifo or device.
+    Other,
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileKind::File => "file",
+            FileKind::Dir => "dir",
+            FileKind::Symlink => "symlink",
+            FileKind::Other => "other",
+        })
+    }
+}
+
+/// What [`Runtime::stat`] reports (symlinks followed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// File, directory or other.
+    pub kind: FileKind,
+    /// Size in bytes.
+    pub len: u64,
+    /// Permission bits (`0o7777` mask).
+    pub mode: u32,
+    /// Modification time, seconds since the Unix epoch, when known.
+    pub modified: Option<i64>,
+}
+
+/// One entry of [`Runtime::read_dir`] (symlinks not followed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    /// The entry's name (no directory part).
+    pub name: String,
+    /// Its kind; `Symlink` for links.
+    pub kind: FileKind,
+    /// Its size in bytes (of the link itself for a symlink).
+    pub len: u64,
+}
+
+/// One place where commands run and files live: this machine, an SSH host, a Coder
+/// workspace, or a third party's Docker container or cloud VM.
+///
+/// Paths are POSIX paths inside the runtime. Relative paths are relative to the runtime
+/// user's home directory, and `~` / `~/x` name that home, on every backend.
+///
+/// Implementations must be safe to share: many agent tools call one runtime at once.
+/// The conformance suite (feature `testkit`) is the contract.
+#[async_trait]
+pub trait Runtime: Send + Sync + fmt::Debug {
+    /// Short label naming where this runtime is, used in every error message: `local`,
+    /// the ssh host as the user wrote it, `coder.<name>`.
+    fn host(&self) -> &str;
+
+    /// Backend kind, exported to init hooks as `CMUX_RUNTIME`: `local`, `ssh`, `coder`...
+    fn kind(&self) -> &str;
+
+    /// Connects or starts whatever the backend needs. Idempotent and cheap when ready.
+    async fn ensure_ready(&self) -> Result<()>;
+
+    /// Starts a command. See [`ExecRequest`] for what is honoured.
+    async fn exec(&self, req: ExecRequest) -> Result<Process>;
+
+    /// Reads a whole file.
+    async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>>;
+
+    /// Opens a file for streaming reads (for files too large to hold in memory). The
+    /// default implementation streams `cat` through [`Runtime::exec`].
+    async fn open_read(&self, path: &RemotePath) -> Result<BoxRead> {
+        let meta = self.stat(path).await?;
+        if meta.kind == FileKind::Dir {
+            return Err(Error::WrongKind {
+                host: self.host().to_owned(),
+                path: path.clone(),
+                message: "is a directory, not a file".into(),
+            });
+        }
+        let mut process = self
+            .exec(ExecRequest::argv(["cat", "--", path.as_str()]))
+            .await?;
+        let out = process.stdout.take().ok_or_else(|| {
+            Error::backend(self.host(), "cat started without a stdout pipe")
+        })?;
+        // The process is reaped when the stream ends: its exit status adds nothing to
+        // the stat above.
+        tokio::spawn(async move {
+            let _ = process.wait().await;
+        });
+        Ok(out)
+    }
+
+    /// Replaces a file's content atomically: readers see the old or the new content,
+    /// never a mix. An existing file keeps its mode; writing through a symlink updates
+    /// the link's target. New files get mode 0644 (subject to umask).
+    async fn write_file(&self, path: &RemotePath, data: &[u8]) -> Result<()>;
+
+    /// Metadata of a path, following symlinks.
+    async fn stat(&self, path: &RemotePath) -> Result<Metadata>;
+
+    /// Entries of a directory, sorted by name, without `.` and `..`.
+    async fn read_dir(&self, path: &RemotePath) -> Result<Vec<DirEntry>>;
+
+    /// Creates a directory and its missing parents; fine when it exists.
+    async fn create_dir_all(&self, path: &RemotePath) -> Result<()>;
+
+    /// Removes a file, a symlink, or (with `recursive`) a directory tree; an empty
+    /// directory without `recursive`.
+    async fn remove(&self, path: &RemotePath, recursive: bool) -> Result<()>;
+
+    /// Renames `from` to `to`, replacing a file at `to`.
+    async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<()>;
+
+    /// Expands `~` and makes `path` absolute (relative paths are relative to the home
+    /// directory). Does not require the path to exist.
+    async fn resolve_path(&self, path: &str) -> Result<RemotePath>;
+}
+
+/// Helpers every runtime gets for free.
+#[async_trait]
+pub trait RuntimeExt: Runtime {
+    /// Runs a command to completion, keeping at most `cap` bytes of each stream.
+    async fn output(&self, req: ExecRequest, cap: usize) -> Result<Output> {
+        self.exec(req).await?.output(cap).await
+    }
+
+    /// Runs a command that must succeed; returns its stdout, or
+    /// [`Error::CommandFailed`] naming `what` with the end of its stderr.
+    async fn run_checked(&self, what: &str, req: ExecRequest) -> Result<String> {
+        let out = self.output(req, 8 << 20).await?;
+        match out.status {
+            crate::ExitStatus::Exited(0) => Ok(out.stdout_lossy()),
+            crate::ExitStatus::TimedOut => Err(Error::TimedOut {
+                host: self.host().to_owned(),
+                what: what.to_owned(),
+                secs: 0.0,
+            }),
+            status => Err(Error::CommandFailed {
+                host: self.host().to_owned(),
+                command: what.to_owned(),
+                code: status.shell_code(),
+                stderr: tail(&out.stderr_lossy(), 2000),
+            }),
+        }
+    }
+
+    /// True when the path exists (following symlinks).
+    async fn exists(&self, path: &RemotePath) -> Result<bool> {
+        match self.stat(path).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<T: Runtime + ?Sized> RuntimeExt for T {}
+
+/// A shared runtime, as the CLI and tools hold it.
+pub type SharedRuntime = Arc<dyn Runtime>;
+
+/// The last `max` characters of `text`, trimmed, for error messages.
+pub fn tail(text: &str, max: usize) -> String {
+    let text = text.trim();
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    let skip = count - max;
+    format!("…{}", text.chars().skip(skip).collect::<String>())
+}

@@ -1,1 +1,138 @@
-//! Local backend.
+//! # cmux-backend-local
+//!
+//! [`LocalRuntime`] runs commands and file operations on this machine. It is the
+//! embedded default of the `cmux` CLI and the reference implementation of the
+//! [`Runtime`](cmux_core::Runtime) contract: it passes the whole conformance suite.
+//!
+//! Commands run as `bash -c` in their own process group, so a timeout or a cancel kills
+//! the command and every background child it started. Writes are atomic: a temporary
+//! file beside the target (named `.<name>.cmux-tmp.<pid>.<n>`), then `rename(2)`.
+
+#![deny(missing_docs)]
+
+mod files;
+mod process;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use cmux_core::{
+    BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
+};
+
+/// This machine as a cmux runtime.
+#[derive(Debug, Clone)]
+pub struct LocalRuntime {
+    home: RemotePath,
+}
+
+impl LocalRuntime {
+    /// A runtime whose home (for `~` and relative paths) is `$HOME`.
+    pub fn new() -> Result<Self> {
+        let home = std::env::var("HOME").map_err(|_| {
+            Error::invalid("HOME is not set: set it to your home directory and retry")
+        })?;
+        Self::with_home(home)
+    }
+
+    /// A runtime whose home (for `~` and relative paths) is `home`, which must be
+    /// absolute.
+    pub fn with_home(home: impl Into<String>) -> Result<Self> {
+        let home = RemotePath::new(home)?;
+        if !home.is_absolute() {
+            return Err(Error::invalid(format!(
+                "home directory {home} is not absolute"
+            )));
+        }
+        Ok(LocalRuntime { home })
+    }
+
+    fn local(&self, path: &RemotePath) -> PathBuf {
+        PathBuf::from(self.absolute(path).as_str())
+    }
+
+    fn absolute(&self, path: &RemotePath) -> RemotePath {
+        let s = path.as_str();
+        let joined = if s == "~" {
+            Ok(self.home.clone())
+        } else if let Some(rest) = s.strip_prefix("~/") {
+            self.home.join(rest)
+        } else {
+            self.home.join(s)
+        };
+        // `join` only fails on an empty or NUL-holding child, which `path` cannot be.
+        joined.unwrap_or_else(|_| path.clone())
+    }
+}
+
+/// Label used in error messages for this machine.
+const HOST: &str = "local";
+
+#[async_trait]
+impl Runtime for LocalRuntime {
+    fn host(&self) -> &str {
+        HOST
+    }
+
+    fn kind(&self) -> &str {
+        "local"
+    }
+
+    async fn ensure_ready(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn exec(&self, req: ExecRequest) -> Result<Process> {
+        process::spawn(&self.home, req)
+    }
+
+    async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>> {
+        files::read(&self.local(path), path).await
+    }
+
+    async fn open_read(&self, path: &RemotePath) -> Result<BoxRead> {
+        files::open_read(&self.local(path), path).await
+    }
+
+    async fn write_file(&self, path: &RemotePath, data: &[u8]) -> Result<()> {
+        files::write_atomic(&self.local(path), path, data).await
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Metadata> {
+        files::stat(&self.local(path), path).await
+    }
+
+    async fn read_dir(&self, path: &RemotePath) -> Result<Vec<DirEntry>> {
+        files::read_dir(&self.local(path), path).await
+    }
+
+    async fn create_dir_all(&self, path: &RemotePath) -> Result<()> {
+        let local = self.local(path);
+        tokio::fs::create_dir_all(&local)
+            .await
+            .map_err(|e| Error::from_io(HOST, path, "creating directory", e))
+    }
+
+    async fn remove(&self, path: &RemotePath, recursive: bool) -> Result<()> {
+        files::remove(&self.local(path), path, recursive).await
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<()> {
+        tokio::fs::rename(self.local(from), self.local(to))
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::from_io(HOST, from, "renaming", e),
+                _ => Error::from_io(HOST, to, "renaming to", e),
+            })
+    }
+
+    async fn resolve_path(&self, path: &str) -> Result<RemotePath> {
+        let path = RemotePath::new(path)?;
+        if path.as_str().starts_with('~') && !path.is_home_relative() {
+            return Err(Error::invalid(format!(
+                "{path}: `~user` paths are not supported; use an absolute path"
+            )));
+        }
+        Ok(self.absolute(&path).normalize())
+    }
+}

@@ -203,9 +203,7 @@ impl Error {
     /// otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Connection { .. } | Error::Authentication { .. } | Error::HostKey { .. } => {
-                255
-            }
+            Error::Connection { .. } | Error::Authentication { .. } | Error::HostKey { .. } => 255,
             Error::TimedOut { .. } => 124,
             Error::Cancelled { .. } => 130,
             _ => 1,

@@ -396,7 +396,9 @@ async fn read_capped(
     loop {
         let read = async {
             match grace {
-                Some(at) => tokio::time::timeout_at(at, stream.read(&mut buf)).await.ok(),
+                Some(at) => tokio::time::timeout_at(at, stream.read(&mut buf))
+                    .await
+                    .ok(),
                 None => Some(stream.read(&mut buf).await),
             }
         };
@@ -471,7 +473,13 @@ mod tests {
 
     #[test]
     fn bad_env_names_are_refused() {
-        assert!(ExecRequest::script("true").env("A-B", "1").validate().is_err());
-        assert!(ExecRequest::script("true").env("A", "a\0").validate().is_err());
+        assert!(ExecRequest::script("true")
+            .env("A-B", "1")
+            .validate()
+            .is_err());
+        assert!(ExecRequest::script("true")
+            .env("A", "a\0")
+            .validate()
+            .is_err());
     }
 }

@@ -32,6 +32,8 @@ pub mod quote;
 pub mod runtime;
 
 pub use error::{Error, Result};
-pub use exec::{BoxRead, BoxWrite, Command, ExecRequest, ExitStatus, Output, Process, ProcessControl, Stdin};
+pub use exec::{
+    BoxRead, BoxWrite, Command, ExecRequest, ExitStatus, Output, Process, ProcessControl, Stdin,
+};
 pub use path::RemotePath;
 pub use runtime::{DirEntry, FileKind, Metadata, Runtime, RuntimeExt, SharedRuntime};

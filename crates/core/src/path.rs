@@ -26,7 +26,9 @@ impl RemotePath {
     pub fn new(path: impl Into<String>) -> Result<Self> {
         let path = path.into();
         if path.is_empty() {
-            return Err(Error::invalid("path is empty: give a file or directory path"));
+            return Err(Error::invalid(
+                "path is empty: give a file or directory path",
+            ));
         }
         if path.contains('\0') {
             return Err(Error::invalid(format!(

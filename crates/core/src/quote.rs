@@ -68,7 +68,16 @@ mod tests {
 
     #[test]
     fn round_trips_through_bash() {
-        let words = ["plain", "", "sp ace", "q'uo\"te", "$(x) `y` ;|&<>*?[]{}~!#", "-n", "\n\t", "é✓"];
+        let words = [
+            "plain",
+            "",
+            "sp ace",
+            "q'uo\"te",
+            "$(x) `y` ;|&<>*?[]{}~!#",
+            "-n",
+            "\n\t",
+            "é✓",
+        ];
         let line = format!("printf '%s\\0' {}", join(words));
         let out = std::process::Command::new("bash")
             .arg("-c")

@@ -99,9 +99,10 @@ pub trait Runtime: Send + Sync + fmt::Debug {
         let mut process = self
             .exec(ExecRequest::argv(["cat", "--", path.as_str()]))
             .await?;
-        let out = process.stdout.take().ok_or_else(|| {
-            Error::backend(self.host(), "cat started without a stdout pipe")
-        })?;
+        let out = process
+            .stdout
+            .take()
+            .ok_or_else(|| Error::backend(self.host(), "cat started without a stdout pipe"))?;
         // The process is reaped when the stream ends: its exit status adds nothing to
         // the stat above.
         tokio::spawn(async move {

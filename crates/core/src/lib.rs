@@ -30,6 +30,10 @@ pub mod exec;
 pub mod path;
 pub mod quote;
 pub mod runtime;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod tools;
+pub mod workspace;
 
 pub use error::{Error, Result};
 pub use exec::{

@@ -1,0 +1,1 @@
+//! The conformance suite every backend runs from its own tests.

@@ -1,0 +1,1 @@
+//! Workspace lifecycle (create, init, list, delete, rename, fork) over the Runtime trait.

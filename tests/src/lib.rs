@@ -1,4 +1,3 @@
-//! Test harness shared by the integration tests and the benchmarks: a real sshd per
-//! test, a latency-injecting proxy, a fake `coder` CLI, temporary git repositories.
+//! Test harness shared by the integration tests.
 
-pub mod proxy;
+pub mod sshd;

@@ -1,1 +1,3 @@
 //! The one integration-test binary: a module per concern, helpers in `cmux_integration_tests`.
+
+mod ssh_harness;

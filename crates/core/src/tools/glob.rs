@@ -1,0 +1,206 @@
+//! `glob`: files matching a glob pattern under a directory.
+//!
+//! One `find` on the host lists the files (see the `files` module), and the pattern is
+//! matched here with `globset`, so the semantics are identical on every backend:
+//! `*`, `?` and `[...]` stay within one path component, `**` crosses directories,
+//! `{a,b}` alternates. `.git` directories are skipped.
+
+use globset::{GlobBuilder, GlobMatcher};
+use serde::{Deserialize, Serialize};
+
+use super::files::{list_files, ListResult};
+use super::text::display_name;
+use super::ToolContext;
+use crate::error::{Error, Result};
+use crate::path::RemotePath;
+
+/// Results returned at most.
+pub const GLOB_MAX_RESULTS: usize = 1000;
+
+/// Input of [`glob()`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct GlobInput {
+    /// The pattern, e.g. `**/*.rs` or `src/*.toml`, relative to `path`.
+    pub pattern: String,
+    /// Directory to search (default: the workspace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Result of [`glob()`].
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct GlobOutput {
+    /// The directory `files` are relative to: the workspace when the search was inside
+    /// it, else the searched directory.
+    pub base: String,
+    /// Matching files, relative to `base`, sorted (at most 1000).
+    pub files: Vec<String>,
+    /// Matches left out past the first 1000.
+    pub omitted: usize,
+    /// Set when the listing was incomplete (unreadable directories, huge trees).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// True when `base` is not the workspace directory.
+    #[serde(skip)]
+    pub(crate) outside_root: bool,
+}
+
+impl GlobOutput {
+    /// What a model sees: one path per line.
+    pub fn to_text(&self) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        if self.outside_root {
+            lines.push(format!("(paths relative to {})", display_name(&self.base)));
+        }
+        if self.files.is_empty() {
+            lines.push("No files matched.".into());
+        }
+        lines.extend(self.files.iter().map(|f| display_name(f)));
+        if self.omitted > 0 {
+            lines.push(format!(
+                "[... {} more matches not shown; use a narrower pattern or path]",
+                self.omitted
+            ));
+        }
+        if let Some(note) = &self.note {
+            lines.push(format!("[note: {note}]"));
+        }
+        lines.join("\n")
+    }
+}
+
+/// A compiled pattern: `*` does not cross `/`.
+pub(crate) fn matcher(pattern: &str) -> Result<GlobMatcher> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| {
+            Error::invalid(format!(
+                "invalid glob pattern {pattern:?}: {e}; use e.g. `**/*.rs` or `src/*.toml`"
+            ))
+        })
+}
+
+/// For a search of `dir`: the base results are shown relative to and the prefix that
+/// turns a name relative to `dir` into one relative to that base.
+pub(crate) fn output_base(ctx: &ToolContext, dir: &RemotePath) -> (RemotePath, String, bool) {
+    let root = ctx.root.normalize();
+    let dir = dir.normalize();
+    if dir.starts_with(&root) {
+        let rest = dir.as_str()[root.as_str().len()..].trim_start_matches('/');
+        let prefix = if rest.is_empty() {
+            String::new()
+        } else {
+            format!("{rest}/")
+        };
+        (root, prefix, false)
+    } else {
+        (dir, String::new(), true)
+    }
+}
+
+/// Splits an absolute pattern into its literal leading directories and the rest:
+/// `/a/b/**/*.rs` → (`/a/b`, `**/*.rs`).
+fn split_absolute(pattern: &str) -> (String, String) {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let literal = parts
+        .iter()
+        .take(parts.len() - 1)
+        .take_while(|p| !p.contains(['*', '?', '[', '{', '\\']))
+        .count();
+    let dir = parts[..literal].join("/");
+    let dir = if dir.is_empty() { "/".to_owned() } else { dir };
+    (dir, parts[literal..].join("/"))
+}
+
+/// Lists the files under `path` (default: the workspace) matching `pattern`.
+pub async fn glob(ctx: &ToolContext, input: GlobInput) -> Result<GlobOutput> {
+    let (dir, pattern) = match (&input.path, input.pattern.starts_with('/')) {
+        (None, true) => {
+            let (dir, rest) = split_absolute(&input.pattern);
+            (RemotePath::new(dir)?, rest)
+        }
+        (_, true) => {
+            return Err(Error::invalid(format!(
+                "glob pattern {:?} is absolute but a path was given too: give the pattern \
+                 relative to path",
+                input.pattern
+            )))
+        }
+        (path, false) => (
+            ctx.resolve_dir(path.as_deref()).await?,
+            input.pattern.trim_start_matches("./").to_owned(),
+        ),
+    };
+    if pattern.is_empty() {
+        return Err(Error::invalid("glob pattern is empty: give e.g. `**/*.rs`"));
+    }
+    let matcher = matcher(&pattern)?;
+    let listing = match list_files(ctx, &dir, None).await? {
+        ListResult::Dir(l) => l,
+        ListResult::File => {
+            return Err(Error::WrongKind {
+                host: ctx.host().to_owned(),
+                path: dir,
+                message: "is a file, not a directory: give the directory to search as path".into(),
+            })
+        }
+    };
+    let (base, prefix, outside_root) = output_base(ctx, &dir);
+    let mut files: Vec<String> = listing
+        .files
+        .iter()
+        .filter(|f| matcher.is_match(f.as_str()))
+        .map(|f| format!("{prefix}{f}"))
+        .collect();
+    let omitted = files.len().saturating_sub(GLOB_MAX_RESULTS);
+    files.truncate(GLOB_MAX_RESULTS);
+    let mut notes = Vec::new();
+    if listing.cut {
+        notes.push("the directory holds too many files; only part of it was searched".into());
+    }
+    if listing.non_utf8 > 0 {
+        notes.push(format!(
+            "{} files with names that are not UTF-8 were skipped",
+            listing.non_utf8
+        ));
+    }
+    if let Some(w) = listing.warnings {
+        notes.push(format!("find reported: {w}"));
+    }
+    Ok(GlobOutput {
+        base: base.as_str().to_owned(),
+        files,
+        omitted,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+        outside_root,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn star_stays_in_one_component() {
+        let m = matcher("*.rs").expect("glob");
+        assert!(m.is_match("a.rs"));
+        assert!(!m.is_match("src/a.rs"));
+        let m = matcher("**/*.rs").expect("glob");
+        assert!(m.is_match("a.rs"));
+        assert!(m.is_match("src/x/a.rs"));
+        assert!(matcher("[").is_err());
+    }
+
+    #[test]
+    fn absolute_patterns_split_at_the_first_wildcard() {
+        assert_eq!(
+            split_absolute("/a/b/**/*.rs"),
+            ("/a/b".into(), "**/*.rs".into())
+        );
+        assert_eq!(split_absolute("/*.rs"), ("/".into(), "*.rs".into()));
+        assert_eq!(split_absolute("/a/b.rs"), ("/a".into(), "b.rs".into()));
+    }
+}

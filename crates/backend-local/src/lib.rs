@@ -12,10 +12,13 @@
 
 mod files;
 mod process;
+pub mod workspace;
 
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+pub use workspace::LocalSource;
+
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
 };

@@ -1,1 +1,50 @@
-fn main() {}
+//! `cmux`: workspaces for AI coding agents, on this machine, over SSH, or on Coder.
+
+mod args;
+mod backends;
+mod commands;
+mod error;
+mod home;
+mod progress;
+mod registry;
+
+use clap::Parser;
+
+fn main() {
+    init_tracing();
+    let cli = args::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cmux: error: starting the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        match commands::run(cli.command).await {
+            Ok(code) => code,
+            Err(err) => {
+                tracing::debug!(error = ?err, "command failed");
+                eprintln!("cmux: error: {}", error::one_line(&err));
+                error::exit_code(&err)
+            }
+        }
+    });
+    // Background tasks (a stdin copier blocked on a read) must not keep cmux alive.
+    runtime.shutdown_background();
+    std::process::exit(code);
+}
+
+/// `RUST_LOG`-style diagnostics on stderr; silent by default.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

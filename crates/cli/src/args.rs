@@ -1,0 +1,213 @@
+//! The command line, exactly as scripts and other tools call it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success; 1 failure; 2 usage error; `exec` exits with the command's own
+code, 124 when it timed out, 128+N when killed by signal N, 255 when the connection
+to the workspace's host failed (as ssh does).
+
+State lives in $CMUX_HOME (default ~/.cmux): one JSON file per workspace in
+workspaces/, local worktrees in src/<project-id>/<name>. Set RUST_LOG=debug for
+diagnostics on stderr.";
+
+/// Workspaces for AI coding agents: run commands and edit files in a checkout of your
+/// project on its own branch, on this machine, over SSH, or on Coder.
+#[derive(Debug, Parser)]
+#[command(name = "cmux", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create a workspace: a git worktree of the project on a new branch, then run
+    /// the project's `.cmux/init` in it.
+    ///
+    /// The branch is named after the workspace (or --branch) and starts from --from
+    /// (default: the project's current branch). If the project has an executable
+    /// `.cmux/init`, it runs in the new workspace with CMUX_PROJECT_PATH,
+    /// CMUX_WORKSPACE_NAME, CMUX_WORKSPACE_PATH and CMUX_RUNTIME set; its output goes to
+    /// stderr as it comes. A failing hook is reported with its exit code as a warning:
+    /// the workspace stays usable and `cmux new` still exits 0.
+    New(NewArgs),
+    /// List workspaces.
+    List(ListArgs),
+    /// Run a command in a workspace, streaming its output; exit with its code.
+    ///
+    /// One word after `--` is a shell script run by `bash -c`; several words are a
+    /// program and its arguments, passed exactly (each word quoted). The command runs in
+    /// the workspace directory (or --cwd, relative to it). When cmux's standard input
+    /// is not a terminal it is piped to the command; from a terminal the command gets
+    /// /dev/null (agents' commands must never wait for input).
+    Exec(ExecArgs),
+    /// Print a file of a workspace (streamed; paths are relative to the workspace).
+    Cat(PathArgs),
+    /// Replace a file of a workspace with standard input, atomically.
+    Write(PathArgs),
+    /// Replace an exact string in a file of a workspace.
+    Edit(EditArgs),
+    /// List a directory of a workspace (default: its top).
+    Ls(LsArgs),
+    /// Remove a workspace (refused when it has uncommitted changes, unless --force).
+    ///
+    /// The worktree is removed; its branch stays in the project, so commits are kept.
+    /// An in-place workspace's directory (the project itself) is never deleted. Removing
+    /// a workspace that is already gone succeeds.
+    Rm(RmArgs),
+    /// Rename a workspace (its directory, and its branch when named after it).
+    Rename(RenameArgs),
+    /// Create a workspace from another workspace's HEAD, on a new branch.
+    Fork(ForkArgs),
+    /// Check cmux's prerequisites, or a workspace.
+    Doctor(DoctorArgs),
+}
+
+/// `cmux new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Workspace name: letters, digits, '-', '_', '.' (not first), at most 64.
+    pub name: String,
+    /// The project: a git repository (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// On this machine (the default).
+    #[arg(long, conflicts_with_all = ["ssh", "coder"])]
+    pub local: bool,
+    /// On an SSH host (hostname, user@host or ~/.ssh/config alias).
+    #[arg(long, value_name = "HOST", conflicts_with = "coder")]
+    pub ssh: Option<String>,
+    /// On a Coder workspace (`name` or `name.agent`).
+    #[arg(long, value_name = "WORKSPACE")]
+    pub coder: Option<String>,
+    /// Branch to create (default: the workspace name).
+    #[arg(long, value_name = "B")]
+    pub branch: Option<String>,
+    /// Start from this branch, tag or commit (default: the project's current branch).
+    #[arg(long, value_name = "REF")]
+    pub from: Option<String>,
+    /// Use the project directory itself: no worktree, no new branch.
+    #[arg(long, conflicts_with_all = ["branch", "from", "ssh", "coder"])]
+    pub in_place: bool,
+    /// Where workspaces live on the host (--ssh/--coder; default ~/cmux).
+    #[arg(long, value_name = "DIR")]
+    pub src_base: Option<String>,
+    /// Accept and remember the host's key if it is not in known_hosts yet (--ssh).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Print the new workspace as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cmux list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON (an array of workspace records).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cmux exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Workspace name.
+    pub name: String,
+    /// Kill the command (and everything it started) after SECS seconds; exit 124.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Working directory, relative to the workspace (default: the workspace).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Set a variable for the command (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// The command: one word is a bash script, several an argv.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `cmux cat` and `cmux write`.
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// Workspace name.
+    pub name: String,
+    /// File path, relative to the workspace.
+    pub path: String,
+}
+
+/// `cmux edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// Workspace name.
+    pub name: String,
+    /// File path, relative to the workspace.
+    pub path: String,
+    /// The exact text to replace (must occur once, unless --all).
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    pub old: String,
+    /// The replacement.
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    pub new: String,
+    /// Replace every occurrence.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `cmux ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Workspace name.
+    pub name: String,
+    /// Directory, relative to the workspace (default: the workspace).
+    pub path: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cmux rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Workspace name.
+    pub name: String,
+    /// Remove even with uncommitted changes or unsynced commits.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `cmux rename`.
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// Current name.
+    pub old: String,
+    /// New name.
+    pub new: String,
+}
+
+/// `cmux fork`.
+#[derive(Debug, Args)]
+pub struct ForkArgs {
+    /// The workspace to fork.
+    pub source: String,
+    /// Name of the new workspace.
+    pub new: String,
+}
+
+/// `cmux doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A workspace to check (default: cmux's own prerequisites).
+    pub name: Option<String>,
+    /// Check an SSH host instead.
+    #[arg(long, value_name = "HOST", conflicts_with = "name")]
+    pub ssh: Option<String>,
+    /// Accept and remember the host's key if it is not in known_hosts yet (--ssh).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+}

@@ -1,0 +1,159 @@
+//! `cmux doctor`: checks cmux's prerequisites, or one workspace.
+
+use anyhow::Result;
+use cmux_core::{ExecRequest, RuntimeExt};
+
+use super::Ctx;
+use crate::args::DoctorArgs;
+use crate::backends;
+use crate::error::CliError;
+use crate::home::CmuxHome;
+
+struct Report {
+    failed: usize,
+}
+
+impl Report {
+    fn line(&mut self, ok: bool, what: &str, detail: &str) {
+        if !ok {
+            self.failed += 1;
+        }
+        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+    }
+}
+
+/// Prints one line per check; exits 1 when any failed.
+pub async fn run(args: &DoctorArgs) -> Result<i32> {
+    if args.ssh.is_some() {
+        let flags = backends::BackendFlags {
+            ssh: args.ssh.clone(),
+            accept_new_host_key: args.accept_new_host_key,
+            ..Default::default()
+        };
+        let backend = backends::backend_from_flags(&flags)?;
+        let home = CmuxHome::from_env()?;
+        // Wired by the SSH backend; until then this answers "not supported yet".
+        backends::runtime_for(&backend, &home).await?;
+        return Ok(0);
+    }
+    if args.accept_new_host_key {
+        return Err(CliError::usage(
+            "--accept-new-host-key applies to `cmux doctor --ssh HOST` only",
+        ));
+    }
+    let mut report = Report { failed: 0 };
+    match &args.name {
+        None => local(&mut report).await,
+        Some(name) => workspace(&mut report, name).await?,
+    }
+    Ok(if report.failed == 0 { 0 } else { 1 })
+}
+
+fn version_of(program: &str) -> std::result::Result<String, String> {
+    match std::process::Command::new(program)
+        .arg("--version")
+        .output()
+    {
+        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()),
+        Ok(out) => Err(format!("`{program} --version` failed ({})", out.status)),
+        Err(e) => Err(format!("not found ({e}): install {program}")),
+    }
+}
+
+async fn local(report: &mut Report) {
+    for program in ["git", "bash"] {
+        match version_of(program) {
+            Ok(v) => report.line(true, program, &v),
+            Err(e) => report.line(false, program, &e),
+        }
+    }
+    match CmuxHome::from_env() {
+        Err(e) => report.line(false, "CMUX_HOME", &format!("{e:#}")),
+        Ok(home) => {
+            let dir = home.root().to_path_buf();
+            let probe = dir.join(format!(".doctor-probe.{}", std::process::id()));
+            let result = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(&probe, b"ok"))
+                .and_then(|()| std::fs::remove_file(&probe));
+            match result {
+                Ok(()) => report.line(true, "CMUX_HOME", &format!("{} is writable", dir.display())),
+                Err(e) => report.line(
+                    false,
+                    "CMUX_HOME",
+                    &format!(
+                        "{} is not writable ({e}): set CMUX_HOME to a writable directory",
+                        dir.display()
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+async fn workspace(report: &mut Report, name: &str) -> Result<()> {
+    let home = CmuxHome::from_env()?;
+    let ctx = Ctx {
+        registry: crate::registry::Registry::open(home.workspaces_dir())?,
+        home,
+    };
+    let record = ctx.registry.load(name)?;
+    report.line(
+        true,
+        "registry",
+        &format!(
+            "{} ({}, project {})",
+            ctx.registry.file_of(name).display(),
+            record.backend.label(),
+            record.project.display()
+        ),
+    );
+    let lifecycle = match backends::lifecycle_for(&record.backend, &ctx.home).await {
+        Ok(l) => l,
+        Err(e) => {
+            report.line(false, "backend", &format!("{e:#}"));
+            return Ok(());
+        }
+    };
+    let runtime = lifecycle.runtime().clone();
+    if let Err(e) = runtime.ensure_ready().await {
+        report.line(false, "runtime", &e.to_string());
+        return Ok(());
+    }
+    match runtime
+        .output(ExecRequest::script("true"), 1024)
+        .await
+        .map(|o| o.status)
+    {
+        Ok(s) if s.success() => {
+            report.line(true, "runtime", &format!("{} answers", runtime.host()))
+        }
+        Ok(s) => report.line(false, "runtime", &format!("`true` ended with {s}")),
+        Err(e) => report.line(false, "runtime", &e.to_string()),
+    }
+    match lifecycle.check(&record.workspace()).await {
+        Ok(check) if check.exists => {
+            report.line(true, "directory", &record.path.to_string());
+            let branch = check.branch.unwrap_or_else(|| "(detached)".into());
+            report.line(
+                true,
+                "git",
+                &format!("on {branch}, {} uncommitted change(s)", check.changes),
+            );
+        }
+        Ok(_) => report.line(
+            false,
+            "directory",
+            &format!(
+                "{} is missing: remove the entry with `cmux rm {name}`",
+                record.path
+            ),
+        ),
+        Err(e) => report.line(false, "git", &e.to_string()),
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! One function per subcommand; each returns the exit code.
+
+mod doctor;
+mod exec;
+mod files;
+mod lifecycle;
+mod list;
+
+use anyhow::Result;
+use cmux_core::{RemotePath, SharedRuntime};
+
+use crate::args::Cmd;
+use crate::backends;
+use crate::home::CmuxHome;
+use crate::registry::{Record, Registry};
+
+/// The state every command starts from.
+pub struct Ctx {
+    /// `$CMUX_HOME`.
+    pub home: CmuxHome,
+    /// The workspace registry.
+    pub registry: Registry,
+}
+
+impl Ctx {
+    fn open() -> Result<Ctx> {
+        let home = CmuxHome::from_env()?;
+        let registry = Registry::open(home.workspaces_dir())?;
+        Ok(Ctx { home, registry })
+    }
+
+    /// A workspace's record and its runtime, ready for use.
+    pub async fn workspace(&self, name: &str) -> Result<(Record, SharedRuntime)> {
+        let record = self.registry.load(name)?;
+        let runtime = backends::runtime_for(&record.backend, &self.home).await?;
+        runtime.ensure_ready().await?;
+        Ok((record, runtime))
+    }
+}
+
+/// Runs a subcommand.
+pub async fn run(cmd: Cmd) -> Result<i32> {
+    if let Cmd::Doctor(args) = &cmd {
+        // Doctor must work even when CMUX_HOME is broken: it is what diagnoses that.
+        return doctor::run(args).await;
+    }
+    let ctx = Ctx::open()?;
+    match cmd {
+        Cmd::New(args) => lifecycle::new(&ctx, args).await,
+        Cmd::List(args) => list::run(&ctx, &args),
+        Cmd::Exec(args) => exec::run(&ctx, args).await,
+        Cmd::Cat(args) => files::cat(&ctx, &args).await,
+        Cmd::Write(args) => files::write(&ctx, &args).await,
+        Cmd::Edit(args) => files::edit(&ctx, args).await,
+        Cmd::Ls(args) => files::ls(&ctx, &args).await,
+        Cmd::Rm(args) => lifecycle::rm(&ctx, &args).await,
+        Cmd::Rename(args) => lifecycle::rename(&ctx, &args).await,
+        Cmd::Fork(args) => lifecycle::fork(&ctx, &args).await,
+        Cmd::Doctor(_) => Ok(0),
+    }
+}
+
+/// `path` as given to cat/write/edit/ls/--cwd: `~` forms through the runtime,
+/// absolute as is, relative against the workspace directory.
+pub async fn resolve_in(
+    runtime: &SharedRuntime,
+    root: &RemotePath,
+    path: &str,
+) -> Result<RemotePath> {
+    if path.starts_with('~') {
+        return Ok(runtime.resolve_path(path).await?);
+    }
+    Ok(root.join(path)?.normalize())
+}

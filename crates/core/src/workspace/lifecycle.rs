@@ -1,0 +1,499 @@
+//! [`Lifecycle`]: create, delete, rename and fork workspaces with git run through the
+//! runtime, so the same code serves every backend.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::exec::ExecRequest;
+use crate::path::RemotePath;
+use crate::runtime::{RuntimeExt, SharedRuntime};
+use crate::workspace::lock::ProjectLock;
+use crate::workspace::name::validate_name;
+use crate::workspace::progress::{Progress, ProgressEvent};
+use crate::workspace::project::Project;
+use crate::workspace::source::{SourceLayout, SourceProvider};
+use crate::workspace::Workspace;
+
+/// How to create a workspace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// Branch to create (default: the workspace name). An existing branch of that name
+    /// is checked out as it is when `from` is not given (resuming earlier work).
+    pub branch: Option<String>,
+    /// Revision to start from (default: the project's current branch, or HEAD).
+    pub from: Option<String>,
+    /// Use the project directory itself: no worktree, no branch, never deleted.
+    pub in_place: bool,
+}
+
+/// What [`Lifecycle::delete`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The worktree was removed.
+    Removed,
+    /// The workspace directory was already gone; git's bookkeeping was pruned.
+    AlreadyGone,
+    /// An in-place workspace: the project directory is never deleted.
+    KeptInPlace,
+}
+
+/// A workspace's state as seen in its runtime (for `doctor`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceCheck {
+    /// The directory exists.
+    pub exists: bool,
+    /// The branch checked out there (`None` when detached or missing).
+    pub branch: Option<String>,
+    /// Paths `git status --porcelain` reports (uncommitted changes).
+    pub changes: usize,
+}
+
+/// The workspace lifecycle over one runtime and its backend's [`SourceProvider`].
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    runtime: SharedRuntime,
+    source: Arc<dyn SourceProvider>,
+    lock_dir: Option<PathBuf>,
+}
+
+impl Lifecycle {
+    /// A lifecycle running git in `runtime`, with `source` getting the project there.
+    pub fn new(runtime: SharedRuntime, source: Arc<dyn SourceProvider>) -> Self {
+        Lifecycle {
+            runtime,
+            source,
+            lock_dir: None,
+        }
+    }
+
+    /// Serializes repository operations per project across processes of this machine
+    /// with a lock file in `dir` (see [`ProjectLock`]). Without it, concurrent
+    /// operations on one project can make git fail.
+    pub fn with_lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
+    /// The runtime the workspaces live in.
+    pub fn runtime(&self) -> &SharedRuntime {
+        &self.runtime
+    }
+
+    async fn lock(&self, project: &Project) -> Result<Option<ProjectLock>> {
+        match &self.lock_dir {
+            Some(dir) => Ok(Some(ProjectLock::acquire(dir, project.id()).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn git(&self, what: &str, dir: &RemotePath, args: &[&str]) -> Result<String> {
+        let mut argv = vec!["git", "-C", dir.as_str()];
+        argv.extend_from_slice(args);
+        tracing::debug!(?argv, "git");
+        self.runtime
+            .run_checked(what, ExecRequest::argv(argv))
+            .await
+    }
+
+    async fn git_ok(&self, dir: &RemotePath, args: &[&str]) -> Result<bool> {
+        let mut argv = vec!["git", "-C", dir.as_str()];
+        argv.extend_from_slice(args);
+        let out = self
+            .runtime
+            .output(ExecRequest::argv(argv), 1 << 16)
+            .await?;
+        Ok(out.status.success())
+    }
+
+    async fn branch_exists(&self, repo: &RemotePath, branch: &str) -> Result<bool> {
+        let refname = format!("refs/heads/{branch}");
+        self.git_ok(repo, &["rev-parse", "-q", "--verify", &refname])
+            .await
+    }
+
+    /// What [`Lifecycle::create`] would make, without changing anything: the
+    /// workspace's directory and branch (so a caller can record it first).
+    pub async fn plan(
+        &self,
+        name: &str,
+        project: &Project,
+        options: &CreateOptions,
+    ) -> Result<Workspace> {
+        validate_name(name)?;
+        if options.in_place {
+            if options.branch.is_some() || options.from.is_some() {
+                return Err(Error::invalid(
+                    "an in-place workspace uses the project as it is: drop --branch/--from or --in-place",
+                ));
+            }
+            return Ok(Workspace {
+                name: name.to_owned(),
+                project: project.path().to_path_buf(),
+                path: self.source.in_place_dir(project).await?,
+                branch: None,
+                in_place: true,
+            });
+        }
+        if let Some(from) = &options.from {
+            if from.is_empty() || from.starts_with('-') {
+                return Err(Error::invalid(format!(
+                    "invalid starting revision {from:?}: give a branch, tag or commit"
+                )));
+            }
+        }
+        let branch = options.branch.clone().unwrap_or_else(|| name.to_owned());
+        if branch.is_empty() || branch.starts_with('-') {
+            return Err(Error::invalid(format!(
+                "invalid branch name {branch:?}: give a git branch name"
+            )));
+        }
+        let layout = self.source.layout(project).await?;
+        Ok(Workspace {
+            name: name.to_owned(),
+            project: project.path().to_path_buf(),
+            path: layout.base_dir.join(name)?,
+            branch: Some(branch),
+            in_place: false,
+        })
+    }
+
+    /// Creates workspace `name` of `project`: syncs the source, then
+    /// `git worktree add -b <branch> <dir> <from>` in the runtime. Does not run the
+    /// init hook (see [`Lifecycle::init`]).
+    pub async fn create(
+        &self,
+        name: &str,
+        project: &Project,
+        options: &CreateOptions,
+        progress: &dyn Progress,
+    ) -> Result<Workspace> {
+        let mut ws = self.plan(name, project, options).await?;
+        self.runtime.ensure_ready().await?;
+        if ws.in_place {
+            let head = self
+                .git(
+                    "git symbolic-ref",
+                    &ws.path,
+                    &["symbolic-ref", "-q", "--short", "HEAD"],
+                )
+                .await
+                .ok()
+                .map(|b| b.trim().to_owned())
+                .filter(|b| !b.is_empty());
+            ws.branch = head;
+            return Ok(ws);
+        }
+        let layout = self.source.layout(project).await?;
+        if self.runtime.exists(&ws.path).await? {
+            return Err(Error::AlreadyExists {
+                host: self.runtime.host().to_owned(),
+                path: ws.path.clone(),
+            });
+        }
+        let branch = ws.branch.clone().unwrap_or_else(|| name.to_owned());
+        let _lock = self.lock(project).await?;
+        let from = self
+            .source
+            .sync(project, options.from.as_deref(), progress)
+            .await?;
+        let commit = self.resolve_commit(&layout, project, &from).await?;
+        self.runtime.create_dir_all(&layout.base_dir).await?;
+        let exists = self.branch_exists(&layout.repo, &branch).await?;
+        if exists && options.from.is_some() {
+            return Err(Error::invalid(format!(
+                "branch {branch:?} already exists in project {}: choose another branch, or omit --from to continue that branch",
+                project.path().display()
+            )));
+        }
+        if exists {
+            progress.event(ProgressEvent::Step(&format!(
+                "creating worktree {} on existing branch {branch}",
+                ws.path
+            )));
+            self.git(
+                "git worktree add",
+                &layout.repo,
+                &["worktree", "add", ws.path.as_str(), &branch],
+            )
+            .await?;
+        } else {
+            progress.event(ProgressEvent::Step(&format!(
+                "creating worktree {} on new branch {branch} from {from}",
+                ws.path
+            )));
+            self.git(
+                "git worktree add",
+                &layout.repo,
+                &["worktree", "add", "-b", &branch, ws.path.as_str(), &commit],
+            )
+            .await?;
+        }
+        ws.branch = Some(branch);
+        Ok(ws)
+    }
+
+    async fn resolve_commit(
+        &self,
+        layout: &SourceLayout,
+        project: &Project,
+        rev: &str,
+    ) -> Result<String> {
+        let spec = format!("{rev}^{{commit}}");
+        match self
+            .git("git rev-parse", &layout.repo, &["rev-parse", "-q", "--verify", &spec])
+            .await
+        {
+            Ok(commit) => Ok(commit.trim().to_owned()),
+            Err(Error::CommandFailed { .. }) => Err(Error::invalid(format!(
+                "revision {rev:?} not found in project {}: give a branch, tag or commit of the project",
+                project.path().display()
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a workspace's worktree. Refuses, unless `force`, when it has
+    /// uncommitted changes or commits the local project does not have. The branch is
+    /// kept (for the local backend it lives in the project, so commits are safe).
+    /// Idempotent: a workspace already gone is fine. An in-place workspace's directory
+    /// is never deleted.
+    pub async fn delete(
+        &self,
+        ws: &Workspace,
+        force: bool,
+        progress: &dyn Progress,
+    ) -> Result<DeleteOutcome> {
+        if ws.in_place {
+            return Ok(DeleteOutcome::KeptInPlace);
+        }
+        self.runtime.ensure_ready().await?;
+        let project = Project::at(ws.project.clone())?;
+        let layout = self.source.layout(&project).await?;
+        let repo_present = self.runtime.exists(&layout.repo).await?;
+        if !self.runtime.exists(&ws.path).await? {
+            if repo_present {
+                let _lock = self.lock(&project).await?;
+                self.git("git worktree prune", &layout.repo, &["worktree", "prune"])
+                    .await?;
+            }
+            return Ok(DeleteOutcome::AlreadyGone);
+        }
+        if !force {
+            let status = self
+                .git(
+                    "git status",
+                    &ws.path,
+                    &["status", "--porcelain", "--untracked-files=normal"],
+                )
+                .await?;
+            let changes = status.lines().filter(|l| !l.is_empty()).count();
+            if changes > 0 {
+                return Err(Error::invalid(format!(
+                    "workspace {} has uncommitted changes ({changes} paths) in {}: commit or discard them, or delete with --force",
+                    ws.name, ws.path
+                )));
+            }
+            let unsynced = self.source.unsynced_commits(ws, &layout).await?;
+            if !unsynced.is_empty() {
+                return Err(Error::invalid(format!(
+                    "workspace {} has {} commits the local project does not have (first: {}): bring them home, or delete with --force",
+                    ws.name,
+                    unsynced.len(),
+                    unsynced[0]
+                )));
+            }
+        }
+        progress.event(ProgressEvent::Step(&format!(
+            "removing worktree {}",
+            ws.path
+        )));
+        let _lock = self.lock(&project).await?;
+        let removed = if repo_present {
+            self.git(
+                "git worktree remove",
+                &layout.repo,
+                &["worktree", "remove", "--force", ws.path.as_str()],
+            )
+            .await
+        } else {
+            Err(Error::NotFound {
+                host: self.runtime.host().to_owned(),
+                path: layout.repo.clone(),
+            })
+        };
+        if let Err(e) = removed {
+            // Not a worktree any more (or its repository is gone): with force, a
+            // directory inside our own base directory is ours to remove.
+            if force && ws.path.starts_with(&layout.base_dir) && ws.path != layout.base_dir {
+                progress.event(ProgressEvent::Warning(&format!(
+                    "git could not remove the worktree ({e}); removing the directory"
+                )));
+                self.runtime.remove(&ws.path, true).await?;
+            } else {
+                return Err(e);
+            }
+        }
+        if repo_present {
+            self.git("git worktree prune", &layout.repo, &["worktree", "prune"])
+                .await?;
+        }
+        self.source.after_delete(ws, &layout).await?;
+        Ok(DeleteOutcome::Removed)
+    }
+
+    /// Renames a workspace: moves its worktree beside the old one and renames its
+    /// branch when the branch was named after the workspace.
+    pub async fn rename(
+        &self,
+        ws: &Workspace,
+        new_name: &str,
+        progress: &dyn Progress,
+    ) -> Result<Workspace> {
+        validate_name(new_name)?;
+        let mut renamed = ws.clone();
+        renamed.name = new_name.to_owned();
+        if ws.in_place {
+            return Ok(renamed);
+        }
+        self.runtime.ensure_ready().await?;
+        let project = Project::at(ws.project.clone())?;
+        let layout = self.source.layout(&project).await?;
+        let parent = ws.path.parent().unwrap_or_else(|| layout.base_dir.clone());
+        renamed.path = parent.join(new_name)?;
+        if !self.runtime.exists(&ws.path).await? {
+            return Err(Error::NotFound {
+                host: self.runtime.host().to_owned(),
+                path: ws.path.clone(),
+            });
+        }
+        if self.runtime.exists(&renamed.path).await? {
+            return Err(Error::AlreadyExists {
+                host: self.runtime.host().to_owned(),
+                path: renamed.path.clone(),
+            });
+        }
+        let _lock = self.lock(&project).await?;
+        let rename_branch = ws.branch.as_deref() == Some(ws.name.as_str());
+        if rename_branch && self.branch_exists(&layout.repo, new_name).await? {
+            return Err(Error::invalid(format!(
+                "branch {new_name:?} already exists in project {}: delete it (git branch -D {new_name}) or pick another name",
+                project.path().display()
+            )));
+        }
+        progress.event(ProgressEvent::Step(&format!(
+            "moving worktree {} to {}",
+            ws.path, renamed.path
+        )));
+        self.git(
+            "git worktree move",
+            &layout.repo,
+            &["worktree", "move", ws.path.as_str(), renamed.path.as_str()],
+        )
+        .await?;
+        if rename_branch {
+            self.git(
+                "git branch -m",
+                &renamed.path,
+                &["branch", "-m", &ws.name, new_name],
+            )
+            .await?;
+            renamed.branch = Some(new_name.to_owned());
+        }
+        Ok(renamed)
+    }
+
+    /// Creates workspace `new_name` from the HEAD of workspace `source`, on a new branch
+    /// named `new_name`, beside the project's other workspaces. Uncommitted changes of
+    /// `source` are not carried (a warning says so).
+    pub async fn fork(
+        &self,
+        source: &Workspace,
+        new_name: &str,
+        progress: &dyn Progress,
+    ) -> Result<Workspace> {
+        validate_name(new_name)?;
+        self.runtime.ensure_ready().await?;
+        let project = Project::at(source.project.clone())?;
+        let layout = self.source.layout(&project).await?;
+        let ws = Workspace {
+            name: new_name.to_owned(),
+            project: source.project.clone(),
+            path: layout.base_dir.join(new_name)?,
+            branch: Some(new_name.to_owned()),
+            in_place: false,
+        };
+        if self.runtime.exists(&ws.path).await? {
+            return Err(Error::AlreadyExists {
+                host: self.runtime.host().to_owned(),
+                path: ws.path.clone(),
+            });
+        }
+        let commit = self
+            .git("git rev-parse", &source.path, &["rev-parse", "HEAD"])
+            .await?
+            .trim()
+            .to_owned();
+        let status = self
+            .git("git status", &source.path, &["status", "--porcelain"])
+            .await?;
+        if !status.trim().is_empty() {
+            progress.event(ProgressEvent::Warning(&format!(
+                "uncommitted changes in workspace {} are not carried to {new_name}",
+                source.name
+            )));
+        }
+        let _lock = self.lock(&project).await?;
+        if self.branch_exists(&layout.repo, new_name).await? {
+            return Err(Error::invalid(format!(
+                "branch {new_name:?} already exists in project {}: pick another name",
+                project.path().display()
+            )));
+        }
+        self.runtime.create_dir_all(&layout.base_dir).await?;
+        progress.event(ProgressEvent::Step(&format!(
+            "creating worktree {} on new branch {new_name} from {} ({})",
+            ws.path,
+            source.name,
+            &commit[..commit.len().min(12)]
+        )));
+        self.git(
+            "git worktree add",
+            &layout.repo,
+            &["worktree", "add", "-b", new_name, ws.path.as_str(), &commit],
+        )
+        .await?;
+        Ok(ws)
+    }
+
+    /// Looks at a workspace in its runtime: does the directory exist, which branch,
+    /// how many uncommitted changes.
+    pub async fn check(&self, ws: &Workspace) -> Result<WorkspaceCheck> {
+        self.runtime.ensure_ready().await?;
+        if !self.runtime.exists(&ws.path).await? {
+            return Ok(WorkspaceCheck {
+                exists: false,
+                branch: None,
+                changes: 0,
+            });
+        }
+        let branch = self
+            .git(
+                "git symbolic-ref",
+                &ws.path,
+                &["symbolic-ref", "-q", "--short", "HEAD"],
+            )
+            .await
+            .ok()
+            .map(|b| b.trim().to_owned())
+            .filter(|b| !b.is_empty());
+        let status = self
+            .git("git status", &ws.path, &["status", "--porcelain"])
+            .await?;
+        Ok(WorkspaceCheck {
+            exists: true,
+            branch,
+            changes: status.lines().filter(|l| !l.is_empty()).count(),
+        })
+    }
+}

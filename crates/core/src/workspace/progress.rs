@@ -1,0 +1,49 @@
+//! Progress of long workspace operations (sync, worktree, init hook), reported to
+//! whoever drives them: the CLI prints to stderr, the MCP server or a library may do
+//! otherwise.
+
+/// Which stream of the init hook a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One thing worth telling the user while a workspace operation runs.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum ProgressEvent<'a> {
+    /// A step starts ("creating worktree ...").
+    Step(&'a str),
+    /// Something the user should know that does not stop the operation.
+    Warning(&'a str),
+    /// One line printed by the init hook (without its newline).
+    HookLine {
+        /// The stream it came from.
+        stream: HookStream,
+        /// The line, invalid UTF-8 replaced.
+        line: &'a str,
+    },
+}
+
+/// Receives [`ProgressEvent`]s. Any `Fn(ProgressEvent)` closure is one.
+pub trait Progress: Send + Sync {
+    /// Called for every event, in order.
+    fn event(&self, event: ProgressEvent<'_>);
+}
+
+impl<F: Fn(ProgressEvent<'_>) + Send + Sync> Progress for F {
+    fn event(&self, event: ProgressEvent<'_>) {
+        self(event)
+    }
+}
+
+/// Discards every event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn event(&self, _event: ProgressEvent<'_>) {}
+}

@@ -1,0 +1,95 @@
+//! # cmux-mcp
+//!
+//! Serves one cmux workspace's agent tools to any agent over the
+//! [Model Context Protocol](https://modelcontextprotocol.io) on stdio, with the
+//! official Rust SDK (`rmcp`). `cmux mcp <workspace>` is a thin call into
+//! [`serve_stdio`].
+//!
+//! Tools: `bash` {command, timeout_secs?, cwd?}, `read_file` {path, offset?, limit?},
+//! `write_file` {path, content}, `edit_file` {path, old_string, new_string,
+//! replace_all?}, `list_dir` {path?}, `glob` {pattern, path?}, `grep` {pattern, path?,
+//! glob?}, all backed by [`cmux_core::tools`], so they behave the same on every
+//! backend.
+//!
+//! - Tool failures (a non-zero exit, a missing file, a non-matching edit, bad
+//!   arguments) are results with `isError: true` and a message the model can act on;
+//!   only an unknown tool name or a malformed request is a JSON-RPC error.
+//! - Every `tools/call` runs in its own task: calls in flight proceed concurrently.
+//! - `notifications/cancelled` for a running `bash` call kills the command's whole
+//!   process group on the host.
+//! - The server holds one runtime (one connection) for its lifetime. A dropped
+//!   connection fails only the calls in flight; read-only and idempotent tools are
+//!   retried once after the runtime reconnects.
+//! - Nothing but protocol goes to stdout: logs go through `tracing` (the binary
+//!   installs a stderr subscriber), and [`serve_stdio`] points the process's own
+//!   stdout at stderr so no stray print or child process can corrupt the stream.
+//!
+//! ```no_run
+//! # async fn demo(ctx: cmux_core::tools::ToolContext) -> cmux_core::Result<()> {
+//! cmux_mcp::serve_stdio(ctx).await
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+mod args;
+mod server;
+mod stdio;
+
+use cmux_core::tools::ToolContext;
+use cmux_core::{Error, Result};
+use rmcp::service::QuitReason;
+use rmcp::ServiceExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use server::WorkspaceServer;
+
+/// Serves the workspace `ctx` over MCP on this process's stdin and stdout until the
+/// client closes stdin.
+///
+/// The real stdout is kept for the protocol alone: file descriptor 1 is pointed at
+/// stderr and fd 0 at `/dev/null` first, so prints and child processes cannot write
+/// into (or read from) the JSON-RPC stream.
+pub async fn serve_stdio(ctx: ToolContext) -> Result<()> {
+    let (reader, writer) = stdio::take_protocol_streams()?;
+    serve(ctx, reader, writer).await
+}
+
+/// Serves the workspace `ctx` over MCP on `reader` / `writer` (newline-delimited
+/// JSON-RPC) until `reader` reaches end of file.
+///
+/// The runtime is readied in the background so a slow connect does not delay the
+/// handshake; a host that is down makes calls fail with `isError` results until it is
+/// back, it does not stop the server.
+pub async fn serve<R, W>(ctx: ToolContext, reader: R, writer: W) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let runtime = ctx.runtime.clone();
+    tokio::spawn(async move {
+        if let Err(e) = runtime.ensure_ready().await {
+            tracing::warn!(error = %e, "workspace host not ready yet; calls will retry the connection");
+        }
+    });
+    tracing::info!(host = ctx.host(), root = %ctx.root, "serving MCP");
+    let running = WorkspaceServer::new(ctx)
+        .serve((reader, writer))
+        .await
+        .map_err(|e| {
+            Error::backend(
+                "mcp",
+                format!("the MCP client did not complete the handshake: {e}"),
+            )
+        })?;
+    match running.waiting().await {
+        Ok(QuitReason::JoinError(e)) | Err(e) => Err(Error::backend(
+            "mcp",
+            format!("the MCP server task failed: {e}"),
+        )),
+        Ok(reason) => {
+            tracing::info!(?reason, "MCP client disconnected");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! [`WorkspaceServer`]: the MCP server handler that lists the workspace tools and runs
+//! each `tools/call` through the core agent tools.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cmux_core::tools::{self, ToolContext, ToolOutput};
+use cmux_core::{Error as CoreError, ExitStatus};
+use rmcp::handler::server::common::schema_for_input;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{
+    BashArgs, EditFileArgs, GlobArgs, GrepArgs, ListDirArgs, ReadFileArgs, WriteFileArgs,
+};
+
+/// Serves one workspace's agent tools over MCP. Cheap to clone (the context is shared);
+/// every `tools/call` runs in its own task, so calls proceed concurrently.
+#[derive(Clone, Debug)]
+pub struct WorkspaceServer {
+    ctx: ToolContext,
+    tools: Arc<Vec<Tool>>,
+}
+
+impl WorkspaceServer {
+    /// A server for the workspace `ctx` names (its runtime and root directory).
+    pub fn new(ctx: ToolContext) -> Self {
+        WorkspaceServer {
+            ctx,
+            tools: Arc::new(tool_list()),
+        }
+    }
+
+    /// The tools this server lists, in order.
+    pub fn tools(&self) -> &[Tool] {
+        &self.tools
+    }
+
+    /// Runs one tool call. Tool failures (a failed command, a missing file, a
+    /// non-matching edit, bad arguments) are results with `isError: true`; only an
+    /// unknown tool name is a protocol error. Cancelling `cancel` kills a running
+    /// `bash` command on the host.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: serde_json::Value,
+        cancel: CancellationToken,
+    ) -> Result<CallToolResult, ErrorData> {
+        let started = Instant::now();
+        let result = match name {
+            "bash" => self.bash(arguments, cancel).await,
+            "read_file" => {
+                self.idempotent(name, arguments, |c, a: ReadFileArgs| async move {
+                    tools::read_file(&c, a.into())
+                        .await
+                        .map(ToolOutput::ReadFile)
+                })
+                .await
+            }
+            "write_file" => {
+                // Writing the same content twice is harmless: retried after a drop.
+                self.idempotent(name, arguments, |c, a: WriteFileArgs| async move {
+                    tools::write_file(&c, a.into())
+                        .await
+                        .map(ToolOutput::WriteFile)
+                })
+                .await
+            }
+            "edit_file" => self.edit_file(arguments).await,
+            "list_dir" => {
+                self.idempotent(name, arguments, |c, a: ListDirArgs| async move {
+                    tools::list_dir(&c, a.into()).await.map(ToolOutput::ListDir)
+                })
+                .await
+            }
+            "glob" => {
+                self.idempotent(name, arguments, |c, a: GlobArgs| async move {
+                    tools::glob(&c, a.into()).await.map(ToolOutput::Glob)
+                })
+                .await
+            }
+            "grep" => {
+                self.idempotent(name, arguments, |c, a: GrepArgs| async move {
+                    tools::grep(&c, a.into()).await.map(ToolOutput::Grep)
+                })
+                .await
+            }
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "unknown tool {other:?}: this server has {}",
+                        tools::TOOL_NAMES.join(", ")
+                    ),
+                    None,
+                ))
+            }
+        };
+        tracing::debug!(
+            tool = name,
+            is_error = result.is_error.unwrap_or(false),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "tool call done"
+        );
+        Ok(result)
+    }
+
+    async fn bash(
+        &self,
+        arguments: serde_json::Value,
+        cancel: CancellationToken,
+    ) -> CallToolResult {
+        let args: BashArgs = match parse("bash", arguments) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        // Not retried after a dropped connection: the command may already have run.
+        match tools::bash_cancellable(&self.ctx, args.into(), cancel).await {
+            Ok(out) => {
+                let failed = out.status != ExitStatus::Exited(0);
+                let text = out.to_text();
+                if failed {
+                    CallToolResult::error(vec![ContentBlock::text(text)])
+                } else {
+                    CallToolResult::success(vec![ContentBlock::text(text)])
+                }
+            }
+            Err(e) => self.failure(
+                &e,
+                "the command may or may not have run: check before repeating it",
+            ),
+        }
+    }
+
+    async fn edit_file(&self, arguments: serde_json::Value) -> CallToolResult {
+        let args: EditFileArgs = match parse("edit_file", arguments) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        // Not retried after a dropped connection: a second attempt could apply the
+        // edit twice (replace_all) or report a confusing mismatch.
+        match tools::edit_file(&self.ctx, args.into()).await {
+            Ok(out) => CallToolResult::success(vec![ContentBlock::text(
+                ToolOutput::EditFile(out).to_text(),
+            )]),
+            Err(e) => self.failure(
+                &e,
+                "the edit may or may not have been applied: read the file before retrying",
+            ),
+        }
+    }
+
+    /// Runs a tool that is safe to repeat; a dropped connection is retried once after
+    /// the runtime reconnects, so a host that came back is used without the model
+    /// noticing.
+    async fn idempotent<A, F, Fut>(
+        &self,
+        tool: &str,
+        arguments: serde_json::Value,
+        op: F,
+    ) -> CallToolResult
+    where
+        A: DeserializeOwned + Clone,
+        F: Fn(ToolContext, A) -> Fut,
+        Fut: Future<Output = cmux_core::Result<ToolOutput>>,
+    {
+        let args: A = match parse(tool, arguments) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let mut outcome = op(self.ctx.clone(), args.clone()).await;
+        if matches!(&outcome, Err(e) if e.is_connection()) {
+            tracing::info!(
+                tool,
+                host = self.ctx.host(),
+                "connection lost; reconnecting once"
+            );
+            if self.ctx.runtime.ensure_ready().await.is_ok() {
+                outcome = op(self.ctx.clone(), args).await;
+            }
+        }
+        match outcome {
+            Ok(out) => CallToolResult::success(vec![ContentBlock::text(out.to_text())]),
+            Err(e) => self.failure(&e, "retry once the host is reachable again"),
+        }
+    }
+
+    /// A tool failure as a result the model can act on.
+    fn failure(&self, err: &CoreError, on_connection: &str) -> CallToolResult {
+        let mut text = err.to_string();
+        match err {
+            CoreError::Connection { .. } => {
+                text.push_str(&format!(
+                    "\n(the connection to {} was lost; cmux reconnects on the next call; {on_connection})",
+                    self.ctx.host()
+                ));
+            }
+            CoreError::TimedOut { .. } => {
+                text.push_str("\n(the operation was stopped; retry or use a larger timeout)");
+            }
+            _ => {}
+        }
+        tracing::debug!(error = %err, "tool failed");
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    }
+}
+
+/// Parses `tools/call` arguments, or says what is wrong as an error result.
+fn parse<A: DeserializeOwned>(
+    tool: &str,
+    arguments: serde_json::Value,
+) -> Result<A, CallToolResult> {
+    serde_json::from_value(arguments).map_err(|e| {
+        CallToolResult::error(vec![ContentBlock::text(format!(
+            "invalid arguments for {tool}: {e}; see the tool's input schema for the argument names and types"
+        ))])
+    })
+}
+
+impl ServerHandler for WorkspaceServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("cmux", env!("CARGO_PKG_VERSION")))
+            .with_instructions(format!(
+                "These tools work inside the cmux workspace {} on {} ({}). Relative paths \
+                 resolve against that directory. Each bash call runs in a fresh shell in the \
+                 workspace (or cwd) with no stdin; a failed command is reported with its exit \
+                 code.",
+                self.ctx.root,
+                self.ctx.host(),
+                self.ctx.runtime.kind()
+            ))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+        self.call(&request.name, arguments, context.ct)
+            .await
+            .map(CallToolResponse::from)
+    }
+}
+
+/// Tool definitions: names, descriptions a model can follow, input schemas.
+fn tool_list() -> Vec<Tool> {
+    let read_only = || ToolAnnotations::new().read_only(true).open_world(false);
+    let writes = |destructive: bool| {
+        ToolAnnotations::new()
+            .read_only(false)
+            .destructive(destructive)
+            .open_world(false)
+    };
+    vec![
+        tool::<BashArgs>(
+            "bash",
+            "Run a shell command (bash -c) in the workspace and return its stdout, stderr and \
+             exit code. The command runs non-interactively with a timeout (default 120 s) \
+             that kills it and its background processes. A non-zero exit is reported as an \
+             error result with the exit code. Use it for builds, tests, git and anything the \
+             file tools do not cover.",
+            writes(true),
+        ),
+        tool::<ReadFileArgs>(
+            "read_file",
+            "Read a text file of the workspace as numbered lines (like cat -n). Long files \
+             are shown 2000 lines at a time: pass offset (1-based line) and limit to read \
+             further. Binary files are refused.",
+            read_only(),
+        ),
+        tool::<WriteFileArgs>(
+            "write_file",
+            "Create or completely replace a file with the given content (atomically; an \
+             existing file keeps its permissions). Creates missing parent directories. To \
+             change part of an existing file, prefer edit_file.",
+            writes(true).idempotent(true),
+        ),
+        tool::<EditFileArgs>(
+            "edit_file",
+            "Replace an exact piece of text in a file. old_string must match the file \
+             exactly (whitespace included) and occur once, unless replace_all is true; if \
+             it does not match, read the file again and retry with the exact text.",
+            writes(true),
+        ),
+        tool::<ListDirArgs>(
+            "list_dir",
+            "List one directory of the workspace (default: the workspace root) with each \
+             entry's kind (file, dir, symlink) and size.",
+            read_only(),
+        ),
+        tool::<GlobArgs>(
+            "glob",
+            "Find files whose paths match a glob pattern (e.g. **/*.rs), searching the \
+             workspace or the given directory. Returns matching paths.",
+            read_only(),
+        ),
+        tool::<GrepArgs>(
+            "grep",
+            "Search file contents for a regular expression, in the workspace or the given \
+             file or directory, optionally only in files matching a glob. Returns \
+             path:line: text for each matching line.",
+            read_only(),
+        ),
+    ]
+}
+
+fn tool<A: JsonSchema + 'static>(
+    name: &'static str,
+    description: &'static str,
+    annotations: ToolAnnotations,
+) -> Tool {
+    let schema = match schema_for_input::<A>() {
+        Ok(schema) => schema,
+        // Every argument struct is an object; this only guards a future mistake.
+        Err(e) => {
+            tracing::error!(tool = name, error = %e, "input schema is not an object");
+            rmcp::handler::server::common::schema_for_empty_input()
+        }
+    };
+    Tool::new(name, description, schema).with_annotations(annotations)
+}

@@ -299,14 +299,17 @@ impl Process {
         req: &ExecRequest,
     ) -> Self {
         let mut stdin = stdin;
-        if let (Stdin::Bytes(bytes), Some(mut pipe)) = (&req.stdin, stdin.take()) {
-            let bytes = bytes.clone();
-            tokio::spawn(async move {
-                // A command that exits without reading its input closes the pipe:
-                // that is its business, not an error.
-                let _ = pipe.write_all(&bytes).await;
-                let _ = pipe.shutdown().await;
-            });
+        // Only `Bytes` consumes the pipe here: `Piped` hands it to the caller.
+        if let Stdin::Bytes(bytes) = &req.stdin {
+            if let Some(mut pipe) = stdin.take() {
+                let bytes = bytes.clone();
+                tokio::spawn(async move {
+                    // A command that exits without reading its input closes the pipe:
+                    // that is its business, not an error.
+                    let _ = pipe.write_all(&bytes).await;
+                    let _ = pipe.shutdown().await;
+                });
+            }
         } else if req.stdin == Stdin::Null {
             stdin = None;
         }

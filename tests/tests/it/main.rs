@@ -1,3 +1,5 @@
 //! The one integration-test binary: a module per concern, helpers in `cmux_integration_tests`.
 
 mod ssh_harness;
+mod mcp_client;
+mod mcp_local;

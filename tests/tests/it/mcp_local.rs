@@ -1,0 +1,457 @@
+//! The MCP server (`cmux_mcp::serve`) driven over an in-process pipe by a JSON-RPC
+//! client, against a local workspace in a temp dir: handshake, tools/list, every tool,
+//! tool failures as `isError` results, protocol errors, parallel calls, cancellation
+//! and timeouts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cmux_backend_local::LocalRuntime;
+use cmux_core::tools::ToolContext;
+use cmux_core::RemotePath;
+use serde_json::{json, Value};
+
+use crate::mcp_client::{wait, McpClient};
+
+/// A server on a fresh local workspace, with a connected and initialized client.
+pub struct Local {
+    _home: tempfile::TempDir,
+    /// The workspace directory.
+    pub ws: PathBuf,
+    /// The client.
+    pub client: McpClient,
+    /// The initialize result.
+    pub init: Value,
+}
+
+impl Local {
+    pub async fn start() -> Self {
+        let home = tempfile::tempdir().expect("temp home");
+        let ws = home.path().join("ws");
+        std::fs::create_dir(&ws).expect("workspace dir");
+        let runtime =
+            LocalRuntime::with_home(home.path().to_str().expect("utf-8 temp path")).expect("rt");
+        let root = RemotePath::new(ws.to_str().expect("utf-8 temp path")).expect("root");
+        let ctx = ToolContext::new(Arc::new(runtime), root);
+        let client = connect(ctx);
+        let init = client.initialize().await;
+        Local {
+            _home: home,
+            ws,
+            client,
+            init,
+        }
+    }
+}
+
+/// Serves `ctx` in this process over a duplex pipe; returns the client end.
+pub fn connect(ctx: ToolContext) -> McpClient {
+    let (client_io, server_io) = tokio::io::duplex(1 << 16);
+    let (server_read, server_write) = tokio::io::split(server_io);
+    tokio::spawn(async move {
+        if let Err(e) = cmux_mcp::serve(ctx, server_read, server_write).await {
+            eprintln!("MCP server ended with an error: {e}");
+        }
+    });
+    let (client_read, client_write) = tokio::io::split(client_io);
+    McpClient::new(client_read, client_write)
+}
+
+/// The tools and their required arguments, as the issue specifies them.
+pub const EXPECTED_TOOLS: &[(&str, &[&str], &[&str])] = &[
+    ("bash", &["command"], &["timeout_secs", "cwd"]),
+    ("read_file", &["path"], &["offset", "limit"]),
+    ("write_file", &["path", "content"], &[]),
+    (
+        "edit_file",
+        &["path", "old_string", "new_string"],
+        &["replace_all"],
+    ),
+    ("list_dir", &[], &["path"]),
+    ("glob", &["pattern"], &["path"]),
+    ("grep", &["pattern"], &["path", "glob"]),
+];
+
+/// Checks `tools/list` against [`EXPECTED_TOOLS`].
+pub async fn assert_tool_list(client: &McpClient) {
+    let resp = client.request("tools/list", json!({})).await;
+    let tools = resp["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tools/list failed: {resp}"))
+        .clone();
+    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    let expected: Vec<&str> = EXPECTED_TOOLS.iter().map(|(n, _, _)| *n).collect();
+    assert_eq!(names, expected);
+    for (tool, (name, required, optional)) in tools.iter().zip(EXPECTED_TOOLS) {
+        let schema = &tool["inputSchema"];
+        assert_eq!(schema["type"], "object", "{name}: {schema}");
+        let mut req: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        req.sort_unstable();
+        let mut want = required.to_vec();
+        want.sort_unstable();
+        assert_eq!(req, want, "required arguments of {name}: {schema}");
+        let props = schema["properties"].as_object().expect("properties");
+        assert_eq!(
+            props.len(),
+            required.len() + optional.len(),
+            "{name}: {schema}"
+        );
+        for arg in required.iter().chain(optional.iter()) {
+            let desc = props[*arg]["description"].as_str().unwrap_or_default();
+            assert!(
+                desc.len() > 10,
+                "{name}.{arg} needs a description: {schema}"
+            );
+        }
+        assert!(
+            tool["description"].as_str().unwrap_or_default().len() > 40,
+            "{name} needs a description"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn initialize_and_list_tools() {
+    let s = Local::start().await;
+    assert_eq!(s.init["serverInfo"]["name"], "cmux");
+    assert!(s.init["capabilities"]["tools"].is_object(), "{}", s.init);
+    let instructions = s.init["instructions"].as_str().unwrap_or_default();
+    assert!(
+        instructions.contains(s.ws.to_str().expect("utf-8")),
+        "{instructions}"
+    );
+    assert_tool_list(&s.client).await;
+}
+
+/// Every tool once, on a fresh workspace at `ws` (as the server sees it).
+pub async fn exercise_every_tool(client: &McpClient, ws: &str) {
+    let text = client
+        .call(
+            "write_file",
+            json!({"path": "src/notes.txt", "content": "alpha\nbeta\ngamma\n"}),
+        )
+        .await
+        .ok();
+    assert!(text.contains("notes.txt"), "{text}");
+
+    let text = client
+        .call("read_file", json!({"path": "src/notes.txt"}))
+        .await
+        .ok();
+    assert!(
+        text.contains("1\talpha") && text.contains("3\tgamma"),
+        "{text}"
+    );
+    let text = client
+        .call(
+            "read_file",
+            json!({"path": "src/notes.txt", "offset": 2, "limit": 1}),
+        )
+        .await
+        .ok();
+    assert!(
+        text.contains("2\tbeta") && !text.contains("gamma\n"),
+        "{text}"
+    );
+
+    client
+        .call(
+            "edit_file",
+            json!({"path": "src/notes.txt", "old_string": "beta", "new_string": "BETA"}),
+        )
+        .await
+        .ok();
+    client
+        .call(
+            "edit_file",
+            json!({"path": "src/notes.txt", "old_string": "a\n", "new_string": "a!\n", "replace_all": true}),
+        )
+        .await
+        .ok();
+    let text = client
+        .call("read_file", json!({"path": "src/notes.txt"}))
+        .await
+        .ok();
+    assert!(
+        text.contains("alpha!") && text.contains("BETA") && text.contains("gamma!"),
+        "{text}"
+    );
+
+    let text = client.call("list_dir", json!({})).await.ok();
+    assert!(text.contains("src"), "{text}");
+    let text = client.call("list_dir", json!({"path": "src"})).await.ok();
+    assert!(text.contains("notes.txt"), "{text}");
+
+    let text = client
+        .call("glob", json!({"pattern": "**/*.txt"}))
+        .await
+        .ok();
+    assert!(text.contains("src/notes.txt"), "{text}");
+    let text = client
+        .call("glob", json!({"pattern": "*.txt", "path": "src"}))
+        .await
+        .ok();
+    assert!(text.contains("notes.txt"), "{text}");
+
+    let text = client.call("grep", json!({"pattern": "BE.A"})).await.ok();
+    assert!(
+        text.contains("notes.txt") && text.contains("BETA"),
+        "{text}"
+    );
+    let text = client
+        .call("grep", json!({"pattern": "gamma", "glob": "*.rs"}))
+        .await;
+    assert!(!text.text.contains("notes.txt:"), "{}", text.text);
+
+    let text = client
+        .call("bash", json!({"command": "pwd; cat src/notes.txt | wc -l"}))
+        .await
+        .ok();
+    assert!(text.contains(ws) && text.contains('3'), "{text}");
+    assert!(text.contains("exit code 0"), "{text}");
+    let text = client
+        .call("bash", json!({"command": "pwd", "cwd": "src"}))
+        .await
+        .ok();
+    assert!(text.contains(&format!("{ws}/src")), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_tool_works() {
+    let s = Local::start().await;
+    exercise_every_tool(&s.client, s.ws.to_str().expect("utf-8")).await;
+    assert_eq!(
+        std::fs::read_to_string(s.ws.join("src/notes.txt")).expect("file"),
+        "alpha!\nBETA\ngamma!\n"
+    );
+}
+
+/// Failures come back as `isError` results the model can act on, and the server keeps
+/// serving.
+pub async fn exercise_failures(client: &McpClient) {
+    let text = client
+        .call(
+            "bash",
+            json!({"command": "echo out; echo oops >&2; exit 3"}),
+        )
+        .await
+        .err();
+    assert!(
+        text.contains("exit code 3") && text.contains("oops") && text.contains("out"),
+        "{text}"
+    );
+
+    let text = client
+        .call("read_file", json!({"path": "missing.txt"}))
+        .await
+        .err();
+    assert!(
+        text.contains("missing.txt") && text.contains("no such file"),
+        "{text}"
+    );
+
+    client
+        .call("write_file", json!({"path": "f.txt", "content": "one\n"}))
+        .await
+        .ok();
+    let text = client
+        .call(
+            "edit_file",
+            json!({"path": "f.txt", "old_string": "two", "new_string": "three"}),
+        )
+        .await
+        .err();
+    assert!(text.contains("f.txt"), "{text}");
+
+    let text = client.call("bash", json!({"cmd": "ls"})).await.err();
+    assert!(
+        text.contains("invalid arguments") && text.contains("cmd"),
+        "{text}"
+    );
+    let text = client.call("read_file", json!({"path": 42})).await.err();
+    assert!(text.contains("invalid arguments"), "{text}");
+
+    // Still serving.
+    client.call("bash", json!({"command": "true"})).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failures_are_error_results() {
+    let s = Local::start().await;
+    exercise_failures(&s.client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_requests_get_json_rpc_errors() {
+    let s = Local::start().await;
+    let c = &s.client;
+
+    let resp = c
+        .request(
+            "tools/call",
+            json!({"name": "no_such_tool", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(resp["error"]["code"], -32602, "{resp}");
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bash"),
+        "{resp}"
+    );
+
+    let resp = c.request("no/such/method", json!({})).await;
+    assert_eq!(resp["error"]["code"], -32601, "{resp}");
+
+    let resp = c.request("tools/call", json!({"arguments": {}})).await;
+    assert!(resp["error"]["code"].is_i64(), "{resp}");
+
+    // A structurally invalid message is answered with an id-less error.
+    c.send_line(r#"{"jsonrpc":"2.0","id":"x","method":42}"#)
+        .await;
+    let other = tokio::time::timeout(Duration::from_secs(30), async {
+        c.other.lock().await.recv().await
+    })
+    .await
+    .expect("an error for the invalid request")
+    .expect("message");
+    assert_eq!(other["error"]["code"], -32600, "{other}");
+
+    // Unparsable bytes are skipped (rmcp does not answer them, to avoid error storms),
+    // and the server keeps serving.
+    c.send_line("this is not json").await;
+    let resp = c.request("ping", json!({})).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    c.call("bash", json!({"command": "echo still here"}))
+        .await
+        .ok();
+}
+
+/// 8 concurrent `sleep 1` calls all complete; returns the wall time.
+pub async fn parallel_sleeps(client: &McpClient) -> Duration {
+    let started = Instant::now();
+    let mut waiting = Vec::new();
+    for i in 0..8 {
+        let (_, rx) = client
+            .start_call(
+                "bash",
+                json!({"command": format!("sleep 1; echo done {i}")}),
+            )
+            .await;
+        waiting.push((i, rx));
+    }
+    for (i, rx) in waiting {
+        let result = crate::mcp_client::ToolResult::from_response(wait(rx).await);
+        let text = result.ok();
+        assert!(text.contains(&format!("done {i}")), "{text}");
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_calls_run_concurrently() {
+    let s = Local::start().await;
+    let elapsed = parallel_sleeps(&s.client).await;
+    eprintln!("mcp local: 8 parallel `sleep 1` calls took {elapsed:?}");
+}
+
+/// True while `pid` is a live (not zombie) process.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+async fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if text.ends_with('\n') {
+                return text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Cancels a running `bash` call and waits until its processes are gone; `ws` is the
+/// workspace as a path on this machine (where the pid files appear).
+pub async fn exercise_cancellation(client: &McpClient, ws: &Path) {
+    let (id, rx) = client
+        .start_call(
+            "bash",
+            json!({"command": "sleep 30 & echo $! > sleep.pid; echo $$ > bash.pid; wait"}),
+        )
+        .await;
+    let sleep_pid: u32 = wait_for_file(&ws.join("sleep.pid"))
+        .await
+        .trim()
+        .parse()
+        .expect("pid");
+    let bash_pid: u32 = wait_for_file(&ws.join("bash.pid"))
+        .await
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(alive(sleep_pid) && alive(bash_pid));
+
+    client
+        .notify(
+            "notifications/cancelled",
+            json!({"requestId": id, "reason": "test"}),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(sleep_pid) || alive(bash_pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled command is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A cancelled request gets no response (MCP: the receiver should not answer it),
+    // and the server keeps serving.
+    drop(rx);
+    client
+        .call("bash", json!({"command": "echo after"}))
+        .await
+        .ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancellation_kills_the_command() {
+    let s = Local::start().await;
+    exercise_cancellation(&s.client, &s.ws).await;
+}
+
+/// `timeout_secs` = 1 on `sleep 30`: the result says it timed out.
+pub async fn exercise_timeout(client: &McpClient) -> Duration {
+    let started = Instant::now();
+    let text = client
+        .call("bash", json!({"command": "sleep 30", "timeout_secs": 1}))
+        .await
+        .err();
+    assert!(text.contains("timed out"), "{text}");
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn timeout_kills_the_command() {
+    let s = Local::start().await;
+    let elapsed = exercise_timeout(&s.client).await;
+    eprintln!("mcp local: sleep 30 with timeout_secs=1 returned after {elapsed:?}");
+}

@@ -408,3 +408,29 @@ fn fastrand_suffix() -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+impl TestSshd {
+    /// [`cmux_backend_ssh::SshOptions`] that reach this server through its config file,
+    /// with control sockets in this test's own temp dir.
+    pub fn ssh_options(&self) -> cmux_backend_ssh::SshOptions {
+        cmux_backend_ssh::SshOptions::default()
+            .config_file(self.config_path())
+            .control_dir(self.dir().join("ctl"))
+    }
+
+    /// An [`cmux_backend_ssh::SshRuntime`] on this server's alias.
+    pub fn runtime(&self) -> cmux_backend_ssh::SshRuntime {
+        match cmux_backend_ssh::SshRuntime::new(self.alias(), self.ssh_options()) {
+            Ok(rt) => rt,
+            Err(e) => panic!("SshRuntime::new: {e}"),
+        }
+    }
+
+    /// The scratch dir as a remote path.
+    pub fn scratch_path(&self) -> cmux_core::RemotePath {
+        match cmux_core::RemotePath::new(self.scratch().to_string_lossy().into_owned()) {
+            Ok(p) => p,
+            Err(e) => panic!("scratch path: {e}"),
+        }
+    }
+}

@@ -1,1 +1,234 @@
-//! Placeholder: filled by its own issue.
+//! # cmux-backend-ssh
+//!
+//! [`SshRuntime`] runs commands and file operations on any SSH host over one
+//! multiplexed connection (an OpenSSH ControlMaster driven through the `openssh` crate's
+//! native mux), with files over one SFTP session on that connection.
+//!
+//! ```no_run
+//! # async fn demo() -> cmux_core::Result<()> {
+//! use cmux_backend_ssh::{SshOptions, SshRuntime};
+//! use cmux_core::{ExecRequest, RuntimeExt};
+//! let rt = SshRuntime::new("ovh-1", SshOptions::default())?;
+//! let out = rt.output(ExecRequest::script("uname -a"), 1 << 20).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Decisions
+//!
+//! - **Configuration is OpenSSH's**: the host is passed to the system `ssh` as written
+//!   (alias, `user@host`, hostname), so `~/.ssh/config`, `Include`, `ProxyJump`,
+//!   `ProxyCommand`, keys and the agent behave as in a terminal.
+//!   [`SshOptions::config_file`] is `ssh -F`.
+//! - **Forced safety options** on every master, placed on the command line so they win
+//!   over any config file: `ForwardAgent=no`, `ForwardX11=no`,
+//!   `ClearAllForwardings=yes`, `PermitLocalCommand=no`, `BatchMode=yes`,
+//!   `StrictHostKeyChecking=yes` (`accept-new` only with
+//!   [`SshOptions::accept_new_host_key`]). No local environment variable reaches the
+//!   host: with native mux the session request carries no environment at all, so a
+//!   `SendEnv` in the user's config has nothing to send (`SetEnv` literals from the
+//!   config still apply: they are the user's explicit choice, not local state).
+//! - **Control sockets**: `<control dir>/<16 hex of a hash of host+config>-<slot>`,
+//!   the control dir being `$CMUX_HOME/ssh` (default `~/.cmux/ssh`), mode 0700. When
+//!   that path would leave a socket path above 86 bytes (OpenSSH adds a 17-byte
+//!   temporary suffix and macOS allows 104), the dir is `/tmp/cmux-ssh-<uid>` instead
+//!   (created 0700, refused unless owned by us and not a symlink). Masters persist
+//!   [`SshOptions::control_persist`] idle (10 min by default), so later CLI calls attach
+//!   to them with no handshake; an attached socket is checked (a local mux alive check)
+//!   once per process, and a dead one is replaced when an operation finds it dead.
+//! - **Gating**: at most [`SshOptions::channels_per_connection`] exec channels (8) per
+//!   master, plus the SFTP channel and one spare channel for kills: 10, OpenSSH's
+//!   default `MaxSessions`. Beyond that, up to [`SshOptions::max_connections`] masters
+//!   (slots) per host are opened, then operations queue. Across processes (many `cmux`
+//!   invocations share slot 0), a refused channel open is retried with jittered backoff
+//!   for up to 30 s: nothing ran on the host when an open is refused, so the retry is
+//!   safe.
+//! - **Kill**: the remote bash prints `$$` (sshd made it a session and process group
+//!   leader) as the first line of stderr, which is stripped locally; a timeout or
+//!   cancel runs `kill -KILL -- -<pgid>` on the host over another channel.
+//! - **Exit status**: the mux protocol carries an exit code but no signal number: a
+//!   command killed by a signal is reported as `Signaled(0)` when the master is still
+//!   alive, and as a connection error when the connection is gone.
+//! - **Reconnects**: one bounded, jittered backoff per host and process (2 s doubling
+//!   to 10 s, so at most ~6 connection attempts a minute while a host is down); while
+//!   it runs, operations fail fast with the last diagnostic.
+
+#![deny(missing_docs)]
+
+mod conn;
+mod diag;
+pub mod doctor;
+mod exec;
+mod files;
+pub mod source;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cmux_core::{DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime};
+
+pub use conn::control_dir_for;
+
+/// How [`SshRuntime`] connects. `Default` suits a user's own hosts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SshOptions {
+    /// An ssh config file used instead of `~/.ssh/config` (`ssh -F`).
+    pub config_file: Option<PathBuf>,
+    /// Accept and remember an unknown host key (`StrictHostKeyChecking=accept-new`).
+    /// A changed key is refused whatever this says.
+    pub accept_new_host_key: bool,
+    /// Where control sockets live; default `$CMUX_HOME/ssh` (see the crate docs).
+    pub control_dir: Option<PathBuf>,
+    /// How long an idle master stays up for later calls.
+    pub control_persist: Duration,
+    /// `ConnectTimeout` for new masters.
+    pub connect_timeout: Duration,
+    /// Exec channels per master (OpenSSH's `MaxSessions` is 10 by default: keep two
+    /// for SFTP and kills).
+    pub channels_per_connection: usize,
+    /// Masters per host this process may open when channels run out.
+    pub max_connections: usize,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        SshOptions {
+            config_file: None,
+            accept_new_host_key: false,
+            control_dir: None,
+            control_persist: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(15),
+            channels_per_connection: 8,
+            max_connections: 4,
+        }
+    }
+}
+
+impl SshOptions {
+    /// Uses `path` as the ssh config file (`ssh -F`).
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+
+    /// Accepts unknown host keys (never changed ones).
+    pub fn accept_new_host_key(mut self, yes: bool) -> Self {
+        self.accept_new_host_key = yes;
+        self
+    }
+
+    /// Keeps control sockets in `dir`.
+    pub fn control_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.control_dir = Some(dir.into());
+        self
+    }
+}
+
+/// An SSH host as a cmux runtime. Cheap to clone; clones (and every `SshRuntime` of
+/// the same host and options in this process) share connections and backoff.
+#[derive(Clone, Debug)]
+pub struct SshRuntime {
+    state: Arc<conn::HostState>,
+}
+
+impl SshRuntime {
+    /// A runtime for `host` (an ssh config alias, `user@host` or a hostname). Does not
+    /// connect: the first operation or [`Runtime::ensure_ready`] does.
+    pub fn new(host: impl Into<String>, options: SshOptions) -> Result<Self> {
+        let host = host.into();
+        validate_host(&host)?;
+        Ok(SshRuntime {
+            state: conn::HostState::shared(host, options)?,
+        })
+    }
+
+    /// The options this runtime was built with.
+    pub fn options(&self) -> &SshOptions {
+        &self.state.opts
+    }
+
+    /// The control socket of the first master (for `ssh -o ControlPath=...`, e.g. a
+    /// `git push` that reuses the connection).
+    pub fn control_path(&self) -> PathBuf {
+        self.state.socket_path(0)
+    }
+
+    /// The `ssh` argv prefix (`ssh -F <cfg> -o ControlPath=<socket> -o <safety>...`)
+    /// that reuses the master: for tools such as `GIT_SSH_COMMAND`.
+    pub fn ssh_command_words(&self) -> Vec<String> {
+        self.state.client_words()
+    }
+
+    /// Asks every master of this host that this process opened or attached to to exit
+    /// (`ssh -O exit`). Later operations reconnect.
+    pub async fn disconnect(&self) {
+        self.state.disconnect_all().await;
+    }
+}
+
+fn validate_host(host: &str) -> Result<()> {
+    if host.is_empty() {
+        return Err(Error::invalid(
+            "ssh host is empty: give an alias, user@host or a hostname",
+        ));
+    }
+    if host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid(format!(
+            "ssh host {host:?} is not a host name: it may not start with '-' or contain spaces"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Runtime for SshRuntime {
+    fn host(&self) -> &str {
+        &self.state.host
+    }
+
+    fn kind(&self) -> &str {
+        "ssh"
+    }
+
+    async fn ensure_ready(&self) -> Result<()> {
+        self.state.primary().await.map(|_| ())
+    }
+
+    async fn exec(&self, req: ExecRequest) -> Result<Process> {
+        exec::spawn(&self.state, req).await
+    }
+
+    async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>> {
+        files::read(&self.state, path).await
+    }
+
+    async fn write_file(&self, path: &RemotePath, data: &[u8]) -> Result<()> {
+        files::write(&self.state, path, data).await
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Metadata> {
+        files::stat(&self.state, path).await
+    }
+
+    async fn read_dir(&self, path: &RemotePath) -> Result<Vec<DirEntry>> {
+        files::read_dir(&self.state, path).await
+    }
+
+    async fn create_dir_all(&self, path: &RemotePath) -> Result<()> {
+        files::create_dir_all(&self.state, path).await
+    }
+
+    async fn remove(&self, path: &RemotePath, recursive: bool) -> Result<()> {
+        files::remove(&self.state, path, recursive).await
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<()> {
+        files::rename(&self.state, from, to).await
+    }
+
+    async fn resolve_path(&self, path: &str) -> Result<RemotePath> {
+        files::resolve(&self.state, path).await
+    }
+}

@@ -3,3 +3,5 @@
 mod ssh_harness;
 mod mcp_client;
 mod mcp_local;
+mod ssh_exec;
+mod ssh_files;

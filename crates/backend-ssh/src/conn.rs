@@ -1,0 +1,548 @@
+//! Connections to one host: ControlMaster sockets, their reuse across processes, the
+//! channel gate per master, and the shared reconnect backoff.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use cmux_core::{quote, Error, Result};
+use openssh::Session;
+use openssh_sftp_client::{Sftp, SftpOptions};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+
+use crate::diag::{self, Failure};
+use crate::SshOptions;
+
+/// Longest socket path we create: OpenSSH binds `<path>.<16 random chars>` first, and
+/// macOS allows 104 bytes including the NUL.
+const MAX_SOCKET_PATH: usize = 104 - 1 - 17;
+
+/// One host (with one set of options) in this process: its masters and its backoff.
+#[derive(Debug)]
+pub(crate) struct HostState {
+    pub(crate) host: String,
+    pub(crate) opts: SshOptions,
+    ctl_dir: PathBuf,
+    key: String,
+    conns: Mutex<Vec<Arc<Conn>>>,
+    grow: tokio::sync::Mutex<()>,
+    backoff: Mutex<Backoff>,
+}
+
+/// One master (a slot): the mux session, its channel gate, its SFTP session.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) slot: usize,
+    pub(crate) session: Arc<Session>,
+    pub(crate) gate: Arc<Semaphore>,
+    sftp: Mutex<Option<Arc<OnceCell<Arc<Sftp>>>>>,
+    home: OnceCell<String>,
+}
+
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    next_attempt: Option<Instant>,
+    last: Option<Failure>,
+}
+
+type Registry = Mutex<HashMap<(String, SshOptions), Weak<HostState>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// FNV-1a: stable across processes and builds, unlike std's hasher.
+fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain(std::iter::once(&0u8)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[allow(unsafe_code)]
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// The directory holding control sockets for `opts` (see the crate docs), created
+/// with mode 0700.
+pub fn control_dir_for(opts: &SshOptions) -> Result<PathBuf> {
+    let preferred = match &opts.control_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let home =
+                match std::env::var_os("CMUX_HOME").filter(|h| !h.is_empty()) {
+                    Some(h) => PathBuf::from(h),
+                    None => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+                        Some(h) => PathBuf::from(h).join(".cmux"),
+                        None => return Err(Error::invalid(
+                            "neither CMUX_HOME nor HOME is set: set CMUX_HOME to a state directory",
+                        )),
+                    },
+                };
+            home.join("ssh")
+        }
+    };
+    // `<dir>/<16 hex>-<slot up to 2 digits>`
+    if preferred.as_os_str().len() + 1 + 16 + 3 <= MAX_SOCKET_PATH {
+        ensure_private_dir(&preferred, false)?;
+        return Ok(preferred);
+    }
+    let fallback = std::env::temp_dir().join(format!("cmux-ssh-{}", current_uid()));
+    let fallback = if fallback.as_os_str().len() + 20 <= MAX_SOCKET_PATH {
+        fallback
+    } else {
+        PathBuf::from(format!("/tmp/cmux-ssh-{}", current_uid()))
+    };
+    ensure_private_dir(&fallback, true)?;
+    Ok(fallback)
+}
+
+fn ensure_private_dir(dir: &Path, shared_parent: bool) -> Result<()> {
+    let io = |what: &str, e: std::io::Error| Error::Backend {
+        backend: "ssh".into(),
+        message: format!(
+            "cannot prepare the control socket directory {}: {what}: {e}",
+            dir.display()
+        ),
+    };
+    if shared_parent {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("mkdir", e)),
+        }
+        // In a world-writable parent, someone else could have made it first.
+        let meta = std::fs::symlink_metadata(dir).map_err(|e| io("lstat", e))?;
+        if !meta.is_dir() || meta.uid() != current_uid() {
+            return Err(Error::backend(
+                "ssh",
+                format!(
+                    "{} is not a directory owned by you: remove it, or set CMUX_HOME to a shorter path",
+                    dir.display()
+                ),
+            ));
+        }
+    } else {
+        std::fs::create_dir_all(dir).map_err(|e| io("mkdir", e))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io("chmod 700", e))
+}
+
+impl HostState {
+    /// The state shared by every runtime of `host` with `opts` in this process.
+    pub(crate) fn shared(host: String, opts: SshOptions) -> Result<Arc<HostState>> {
+        let key = (host.clone(), opts.clone());
+        let mut reg = lock(registry());
+        if let Some(state) = reg.get(&key).and_then(Weak::upgrade) {
+            return Ok(state);
+        }
+        let ctl_dir = control_dir_for(&opts)?;
+        let config = opts
+            .config_file
+            .as_ref()
+            .map(|p| p.as_os_str().as_encoded_bytes().to_vec())
+            .unwrap_or_default();
+        let hash = stable_hash(&[host.as_bytes(), &config]);
+        let state = Arc::new(HostState {
+            host,
+            opts,
+            ctl_dir,
+            key: format!("{hash:016x}"),
+            conns: Mutex::new(Vec::new()),
+            grow: tokio::sync::Mutex::new(()),
+            backoff: Mutex::new(Backoff::default()),
+        });
+        reg.retain(|_, w| w.strong_count() > 0);
+        reg.insert(key, Arc::downgrade(&state));
+        Ok(state)
+    }
+
+    pub(crate) fn socket_path(&self, slot: usize) -> PathBuf {
+        self.ctl_dir.join(format!("{}-{slot}", self.key))
+    }
+
+    /// Options forced on every ssh invocation, whatever the config says (command-line
+    /// options win over config files in OpenSSH).
+    fn safety_options(&self) -> Vec<String> {
+        let strict = if self.opts.accept_new_host_key {
+            "accept-new"
+        } else {
+            "yes"
+        };
+        [
+            "ForwardAgent=no".to_owned(),
+            "ForwardX11=no".to_owned(),
+            "ClearAllForwardings=yes".to_owned(),
+            "PermitLocalCommand=no".to_owned(),
+            "BatchMode=yes".to_owned(),
+            format!("StrictHostKeyChecking={strict}"),
+        ]
+        .into_iter()
+        .flat_map(|o| ["-o".to_owned(), o])
+        .collect()
+    }
+
+    fn config_words(&self) -> Vec<String> {
+        match &self.opts.config_file {
+            Some(cfg) => vec!["-F".into(), cfg.to_string_lossy().into_owned()],
+            None => Vec::new(),
+        }
+    }
+
+    /// `ssh` words that reuse slot 0's master (and connect directly, with the same
+    /// safety options, when it is gone).
+    pub(crate) fn client_words(&self) -> Vec<String> {
+        let mut words = vec!["ssh".to_owned()];
+        words.extend(self.config_words());
+        words.extend(self.safety_options());
+        words.extend([
+            "-o".into(),
+            format!("ControlPath={}", self.socket_path(0).display()),
+            "-o".into(),
+            "ControlMaster=no".into(),
+        ]);
+        words
+    }
+
+    /// The `ssh` argv that checks or talks to an existing master.
+    pub(crate) fn base_ssh_args(&self) -> Vec<String> {
+        let mut words = self.config_words();
+        words.extend(self.safety_options());
+        words
+    }
+
+    fn live(&self) -> Vec<Arc<Conn>> {
+        lock(&self.conns).clone()
+    }
+
+    /// Forgets a master found dead; the next operation replaces it.
+    pub(crate) fn mark_dead(&self, conn: &Arc<Conn>) {
+        let mut conns = lock(&self.conns);
+        if conns.iter().any(|c| Arc::ptr_eq(c, conn)) {
+            tracing::info!(host = %self.host, slot = conn.slot, "ssh master is gone; it will be replaced");
+            conns.retain(|c| !Arc::ptr_eq(c, conn));
+            conn.gate.close();
+        }
+    }
+
+    /// The first master (connecting if needed): the one SFTP runs on.
+    pub(crate) async fn primary(&self) -> Result<Arc<Conn>> {
+        if let Some(c) = self.live().into_iter().next() {
+            return Ok(c);
+        }
+        let _grow = self.grow.lock().await;
+        if let Some(c) = self.live().into_iter().next() {
+            return Ok(c);
+        }
+        self.add_conn().await
+    }
+
+    /// A master with a free exec channel, and the permit for it.
+    pub(crate) async fn exec_channel(&self) -> Result<(Arc<Conn>, OwnedSemaphorePermit)> {
+        loop {
+            let conns = self.live();
+            for c in &conns {
+                if let Ok(p) = c.gate.clone().try_acquire_owned() {
+                    return Ok((c.clone(), p));
+                }
+            }
+            if conns.len() < self.opts.max_connections.max(1) {
+                let _grow = self.grow.lock().await;
+                let conns = self.live();
+                for c in &conns {
+                    if let Ok(p) = c.gate.clone().try_acquire_owned() {
+                        return Ok((c.clone(), p));
+                    }
+                }
+                if conns.len() < self.opts.max_connections.max(1) {
+                    match self.add_conn().await {
+                        Ok(c) => {
+                            if let Ok(p) = c.gate.clone().try_acquire_owned() {
+                                return Ok((c, p));
+                            }
+                            continue;
+                        }
+                        // More masters are a bonus: with one up, queue on it instead.
+                        Err(e) if conns.is_empty() => return Err(e),
+                        Err(e) => tracing::debug!(host = %self.host, "extra master failed: {e}"),
+                    }
+                }
+            }
+            let conns = self.live();
+            if conns.is_empty() {
+                continue;
+            }
+            let c = conns[fastrand::usize(..conns.len())].clone();
+            if let Ok(p) = c.gate.clone().acquire_owned().await {
+                return Ok((c, p));
+            }
+        }
+    }
+
+    async fn add_conn(&self) -> Result<Arc<Conn>> {
+        let used: Vec<usize> = self.live().iter().map(|c| c.slot).collect();
+        let slot = (0..).find(|s| !used.contains(s)).unwrap_or(0);
+        let session = self.connect_slot(slot).await?;
+        let conn = Arc::new(Conn {
+            slot,
+            session: Arc::new(session),
+            gate: Arc::new(Semaphore::new(self.opts.channels_per_connection.max(1))),
+            sftp: Mutex::new(None),
+            home: OnceCell::new(),
+        });
+        lock(&self.conns).push(conn.clone());
+        Ok(conn)
+    }
+
+    async fn try_attach(&self, sock: &Path) -> Option<Session> {
+        if !sock.exists() {
+            return None;
+        }
+        let session = Session::resume_mux(
+            sock.to_path_buf().into_boxed_path(),
+            Some(sock.with_extension("log").into_boxed_path()),
+        );
+        match tokio::time::timeout(Duration::from_secs(5), session.check()).await {
+            Ok(Ok(())) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Attaches to the slot's master if it answers, or starts one (under a file lock,
+    /// so concurrent processes start one master, not many).
+    async fn connect_slot(&self, slot: usize) -> Result<Session> {
+        let sock = self.socket_path(slot);
+        if let Some(s) = self.try_attach(&sock).await {
+            return Ok(s);
+        }
+        let lock_path = sock.with_extension("lock");
+        let lock_file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            flock_exclusive(&f)?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| Error::backend("ssh", format!("lock task failed: {e}")))?
+        .map_err(|e| {
+            Error::backend(
+                "ssh",
+                format!("cannot lock {}: {e}", sock.with_extension("lock").display()),
+            )
+        })?;
+        if let Some(s) = self.try_attach(&sock).await {
+            return Ok(s);
+        }
+        self.check_backoff()?;
+        let result = self.launch_master(&sock).await;
+        drop(lock_file);
+        match result {
+            Ok(()) => {
+                *lock(&self.backoff) = Backoff::default();
+                self.try_attach(&sock).await.ok_or_else(|| Error::Connection {
+                    host: self.host.clone(),
+                    message: format!(
+                        "the ssh master started but its control socket {} does not answer; retry, or run `cmux doctor --ssh {}`",
+                        sock.display(),
+                        self.host
+                    ),
+                })
+            }
+            Err(failure) => {
+                let err = failure.to_error(&self.host);
+                let mut b = lock(&self.backoff);
+                b.failures += 1;
+                let base = (2u64 << (b.failures - 1).min(3)).min(10) as f64;
+                let delay = Duration::from_secs_f64(base * (0.8 + 0.4 * fastrand::f64()));
+                b.next_attempt = Some(Instant::now() + delay);
+                b.last = Some(failure);
+                Err(err)
+            }
+        }
+    }
+
+    fn check_backoff(&self) -> Result<()> {
+        let b = lock(&self.backoff);
+        if let (Some(at), Some(last)) = (b.next_attempt, &b.last) {
+            let now = Instant::now();
+            if at > now {
+                let mut failure = last.clone();
+                failure.detail.push_str(&format!(
+                    " (cmux waits {:.0}s before the next connection attempt to this host)",
+                    (at - now).as_secs_f64().ceil()
+                ));
+                return Err(failure.to_error(&self.host));
+            }
+        }
+        Ok(())
+    }
+
+    async fn launch_master(&self, sock: &Path) -> std::result::Result<(), Failure> {
+        let log = sock.with_extension("log");
+        let _ = std::fs::remove_file(sock);
+        let local = |what: &str, e: std::io::Error| Failure::local(format!("{what}: {e}"));
+        File::create(&log).map_err(|e| local("creating the ssh log", e))?;
+        let stderr = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .map_err(|e| local("opening the ssh log", e))?;
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.args(self.base_ssh_args())
+            .arg("-M")
+            .arg("-S")
+            .arg(sock)
+            .arg("-f")
+            .arg("-N")
+            .arg("-E")
+            .arg(&log)
+            .args([
+                "-o".to_owned(),
+                format!(
+                    "ControlPersist={}s",
+                    self.opts.control_persist.as_secs().max(1)
+                ),
+                "-o".to_owned(),
+                format!(
+                    "ConnectTimeout={}",
+                    self.opts.connect_timeout.as_secs().max(1)
+                ),
+                "-o".to_owned(),
+                "ServerAliveInterval=15".to_owned(),
+                "-o".to_owned(),
+                "ServerAliveCountMax=3".to_owned(),
+                "--".to_owned(),
+                self.host.clone(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true);
+        tracing::debug!(host = %self.host, sock = %sock.display(), "starting ssh master");
+        let mut child = cmd.spawn().map_err(|e| {
+            local(
+                "cannot run `ssh` (is OpenSSH's client installed and on PATH?)",
+                e,
+            )
+        })?;
+        let limit = self.opts.connect_timeout + Duration::from_secs(30);
+        let status = match tokio::time::timeout(limit, child.wait()).await {
+            Ok(status) => status.map_err(|e| local("waiting for ssh", e))?,
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(Failure::timeout(limit));
+            }
+        };
+        if status.success() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        Err(diag::classify(&text, status.code()))
+    }
+
+    /// The SFTP session of `conn`, opened on first use (flush interval 0: the default
+    /// batching adds ~2 ms to every request).
+    pub(crate) async fn sftp(&self, conn: &Conn) -> Result<Arc<Sftp>> {
+        let cell = lock(&conn.sftp)
+            .get_or_insert_with(Default::default)
+            .clone();
+        cell.get_or_try_init(|| async {
+                Sftp::from_clonable_session(
+                    conn.session.clone(),
+                    SftpOptions::new().flush_interval(Duration::ZERO),
+                )
+                .await
+                .map(Arc::new)
+                .map_err(|e| Error::Connection {
+                    host: self.host.clone(),
+                    message: format!(
+                        "cannot start the SFTP subsystem: {e}; check that the host's sshd has `Subsystem sftp` configured (`cmux doctor --ssh {}`)",
+                        self.host
+                    ),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// Drops the SFTP session of `conn` (its channel broke); the next use opens another.
+    pub(crate) fn reset_sftp(&self, conn: &Conn) {
+        lock(&conn.sftp).take();
+    }
+
+    /// The remote home directory, asked once per connection.
+    pub(crate) async fn home<'a>(&self, conn: &'a Conn) -> Result<&'a str> {
+        let sftp = self.sftp(conn).await?;
+        conn.home
+            .get_or_try_init(|| async {
+                let mut fs = sftp.fs();
+                let home = fs.canonicalize(".").await.map_err(|e| Error::Connection {
+                    host: self.host.clone(),
+                    message: format!("cannot resolve the home directory over SFTP: {e}"),
+                })?;
+                Ok::<_, Error>(home.to_string_lossy().into_owned())
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// Asks the masters this process uses to exit.
+    pub(crate) async fn disconnect_all(&self) {
+        let conns: Vec<Arc<Conn>> = std::mem::take(&mut *lock(&self.conns));
+        for c in conns {
+            c.gate.close();
+            let _ = tokio::process::Command::new("ssh")
+                .args(self.config_words())
+                .arg("-S")
+                .arg(self.socket_path(c.slot))
+                .args(["-O", "exit", "--", &self.host])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await;
+        }
+    }
+
+    /// A shell-quoted description of how to reach the host by hand, for messages.
+    pub(crate) fn manual_ssh(&self) -> String {
+        let mut words = vec!["ssh".to_owned()];
+        words.extend(self.config_words());
+        words.push(self.host.clone());
+        quote::join(words)
+    }
+}
+
+#[allow(unsafe_code)]
+fn flock_exclusive(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: the fd is valid for the lifetime of `file`; flock touches no memory.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! File operations over the SFTP session of the first master.
+//!
+//! Round trips: stat, rename, mkdir = 1; read = open + fstat + read + close (pipelined
+//! by the client library); write = lstat + open + write + close + posix-rename (+ one
+//! fsetstat when an existing file's mode is kept).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cmux_core::{DirEntry, Error, ExecRequest, FileKind, Metadata, RemotePath, Result, RuntimeExt};
+use openssh_sftp_client::error::{Error as SftpError, SftpErrorKind};
+use openssh_sftp_client::fs::Fs;
+use openssh_sftp_client::metadata::{MetaData, Permissions};
+
+use crate::conn::{Conn, HostState};
+
+/// Why one attempt of an operation failed.
+enum Fail {
+    /// The SFTP channel or the connection broke: retried once on a new master.
+    Transport(String),
+    /// The operation's own failure, for the caller.
+    Op(Error),
+}
+
+type Attempt<T> = std::result::Result<T, Fail>;
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Op(e)
+    }
+}
+
+/// Runs `$body` with `$fs` (an SFTP `Fs`) and `$conn`, retrying once on a new master
+/// when the transport broke and the master is found dead.
+macro_rules! with_sftp {
+    ($state:expr, |$conn:ident, $fs:ident| $body:expr) => {{
+        let state: &HostState = $state;
+        let mut retried = false;
+        loop {
+            let $conn: Arc<Conn> = state.primary().await?;
+            let attempt = async {
+                let sftp = state.sftp(&$conn).await?;
+                #[allow(unused_mut)]
+                let mut $fs: Fs = sftp.fs();
+                $body
+            };
+            let result: Attempt<_> = attempt.await;
+            match result {
+                Ok(v) => break Ok(v),
+                Err(Fail::Op(e)) => break Err(e),
+                Err(Fail::Transport(message)) => {
+                    if $conn.session.check().await.is_err() {
+                        state.mark_dead(&$conn);
+                        if !retried {
+                            retried = true;
+                            continue;
+                        }
+                    } else {
+                        // The master lives but its SFTP channel broke: start a new one.
+                        state.reset_sftp(&$conn);
+                        if !retried {
+                            retried = true;
+                            continue;
+                        }
+                    }
+                    break Err(Error::Connection {
+                        host: state.host.clone(),
+                        message,
+                    });
+                }
+            }
+        }
+    }};
+}
+
+fn is_kind(e: &SftpError, kind: SftpErrorKind) -> bool {
+    matches!(e, SftpError::SftpError(k, _) if std::mem::discriminant(k) == std::mem::discriminant(&kind))
+}
+
+/// Maps an SFTP failure about `path` to cmux's error.
+fn map(host: &str, path: &RemotePath, what: &str, e: SftpError) -> Fail {
+    match e {
+        SftpError::SftpError(SftpErrorKind::NoSuchFile, _) => Fail::Op(Error::NotFound {
+            host: host.to_owned(),
+            path: path.clone(),
+        }),
+        SftpError::SftpError(SftpErrorKind::PermDenied, _) => Fail::Op(Error::PermissionDenied {
+            host: host.to_owned(),
+            path: path.clone(),
+        }),
+        SftpError::SftpError(kind, msg) => Fail::Op(Error::Io {
+            host: host.to_owned(),
+            context: format!("{what} {path}"),
+            source: std::io::Error::other(format!("SFTP {kind:?}: {}", msg.get().0)),
+        }),
+        other => Fail::Transport(format!(
+            "SFTP {what} {path} failed: {other}; the connection may have dropped, retry"
+        )),
+    }
+}
+
+/// `path` made absolute on the host (`~` and relative paths from the home, asked once
+/// per connection).
+async fn absolute(state: &HostState, conn: &Conn, path: &RemotePath) -> Result<String> {
+    let s = path.as_str();
+    if path.is_absolute() {
+        return Ok(path.normalize().as_str().to_owned());
+    }
+    if s.starts_with('~') && !path.is_home_relative() {
+        return Err(Error::invalid(format!(
+            "{path}: `~user` paths are not supported; use an absolute path"
+        )));
+    }
+    let home = RemotePath::new(state.home(conn).await?.to_owned())?;
+    let rest = s.strip_prefix('~').unwrap_or(s).trim_start_matches('/');
+    Ok(home.join(rest)?.normalize().as_str().to_owned())
+}
+
+fn kind_of(meta: &MetaData) -> FileKind {
+    match meta.file_type() {
+        Some(t) if t.is_symlink() => FileKind::Symlink,
+        Some(t) if t.is_dir() => FileKind::Dir,
+        Some(t) if t.is_file() => FileKind::File,
+        Some(_) => FileKind::Other,
+        None => FileKind::Other,
+    }
+}
+
+fn mode_of(meta: &MetaData) -> u32 {
+    meta.permissions()
+        .map(|p| p.as_raw().bits() & 0o7777)
+        .unwrap_or(0)
+}
+
+pub(crate) async fn resolve(state: &HostState, path: &str) -> Result<RemotePath> {
+    let path = RemotePath::new(path)?;
+    if path.is_absolute() {
+        return Ok(path.normalize());
+    }
+    let conn = state.primary().await?;
+    RemotePath::new(absolute(state, &conn, &path).await?)
+}
+
+pub(crate) async fn read(state: &HostState, path: &RemotePath) -> Result<Vec<u8>> {
+    let host = state.host.as_str();
+    with_sftp!(state, |conn, fs| {
+        let abs = absolute(state, &conn, path).await?;
+        match fs.read(&abs).await {
+            Ok(bytes) => Ok(bytes.to_vec()),
+            Err(e) if is_kind(&e, SftpErrorKind::Failure) => {
+                // sftp-server opens a directory fine and fails the read: say what it is.
+                match fs.metadata(&abs).await {
+                    Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => {
+                        Err(Fail::Op(Error::WrongKind {
+                            host: host.to_owned(),
+                            path: path.clone(),
+                            message: "is a directory, not a file".into(),
+                        }))
+                    }
+                    _ => Err(map(host, path, "reading", e)),
+                }
+            }
+            Err(e) => Err(map(host, path, "reading", e)),
+        }
+    })
+}
+
+pub(crate) async fn stat(state: &HostState, path: &RemotePath) -> Result<Metadata> {
+    let host = state.host.as_str();
+    with_sftp!(state, |conn, fs| {
+        let abs = absolute(state, &conn, path).await?;
+        let meta = fs
+            .metadata(&abs)
+            .await
+            .map_err(|e| map(host, path, "reading metadata of", e))?;
+        Ok(Metadata {
+            kind: kind_of(&meta),
+            len: meta.len().unwrap_or(0),
+            mode: mode_of(&meta),
+            modified: meta
+                .modified()
+                .map(|t| i64::try_from(t.as_duration().as_secs()).unwrap_or(i64::MAX)),
+        })
+    })
+}
+
+pub(crate) async fn read_dir(state: &HostState, path: &RemotePath) -> Result<Vec<DirEntry>> {
+    let host = state.host.as_str();
+    with_sftp!(state, |conn, fs| {
+        let abs = absolute(state, &conn, path).await?;
+        let dir = match fs.open_dir(&abs).await {
+            Ok(dir) => dir,
+            Err(e) if is_kind(&e, SftpErrorKind::Failure) => {
+                return Err(match fs.metadata(&abs).await {
+                    Ok(m) if !m.file_type().is_some_and(|t| t.is_dir()) => {
+                        Fail::Op(Error::WrongKind {
+                            host: host.to_owned(),
+                            path: path.clone(),
+                            message: "is not a directory".into(),
+                        })
+                    }
+                    _ => map(host, path, "listing", e),
+                });
+            }
+            Err(e) => return Err(map(host, path, "listing", e)),
+        };
+        let mut stream = Box::pin(dir.read_dir());
+        let mut entries = Vec::new();
+        loop {
+            let next =
+                std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx))
+                    .await;
+            match next {
+                None => break,
+                Some(Err(e)) => return Err(map(host, path, "listing", e)),
+                Some(Ok(entry)) => {
+                    let name = entry.filename().to_string_lossy().into_owned();
+                    if name == "." || name == ".." {
+                        continue;
+                    }
+                    let meta = entry.metadata();
+                    entries.push(DirEntry {
+                        name,
+                        kind: kind_of(&meta),
+                        len: meta.len().unwrap_or(0),
+                    });
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    })
+}
+
+pub(crate) async fn create_dir_all(state: &HostState, path: &RemotePath) -> Result<()> {
+    let host = state.host.as_str();
+    with_sftp!(state, |conn, fs| {
+        let abs = absolute(state, &conn, path).await?;
+        // Optimistic: one round trip when only the last component is missing.
+        let mut missing: Vec<String> = Vec::new();
+        let mut current = abs.clone();
+        loop {
+            match fs.create_dir(&current).await {
+                Ok(()) => break,
+                Err(e) => match fs.metadata(&current).await {
+                    Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => break,
+                    Ok(_) => {
+                        return Err(Fail::Op(Error::AlreadyExists {
+                            host: host.to_owned(),
+                            path: RemotePath::new(current.clone())?,
+                        }))
+                    }
+                    Err(stat_err) if is_kind(&stat_err, SftpErrorKind::NoSuchFile) => {
+                        match Path::new(&current).parent().and_then(|p| p.to_str()) {
+                            Some(parent) if parent != current && !parent.is_empty() => {
+                                missing.push(current.clone());
+                                current = parent.to_owned();
+                            }
+                            _ => return Err(map(host, path, "creating directory", e)),
+                        }
+                    }
+                    Err(_) => return Err(map(host, path, "creating directory", e)),
+                },
+            }
+        }
+        while let Some(dir) = missing.pop() {
+            if let Err(e) = fs.create_dir(&dir).await {
+                // Another writer may have made it meanwhile.
+                match fs.metadata(&dir).await {
+                    Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => {}
+                    _ => return Err(map(host, path, "creating directory", e)),
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+pub(crate) async fn remove(
+    state: &Arc<HostState>,
+    path: &RemotePath,
+    recursive: bool,
+) -> Result<()> {
+    let host = state.host.as_str();
+    let abs_dir: Option<String> = with_sftp!(state.as_ref(), |conn, fs| {
+        let abs = absolute(state, &conn, path).await?;
+        let meta = fs
+            .symlink_metadata(&abs)
+            .await
+            .map_err(|e| map(host, path, "removing", e))?;
+        if !meta.file_type().is_some_and(|t| t.is_dir()) {
+            fs.remove_file(&abs)
+                .await
+                .map_err(|e| map(host, path, "removing", e))?;
+            return Ok(None);
+        }
+        if recursive {
+            return Ok(Some(abs));
+        }
+        match fs.remove_dir(&abs).await {
+            Ok(()) => Ok(None),
+            Err(e) if is_kind(&e, SftpErrorKind::Failure) => Err(Fail::Op(Error::WrongKind {
+                host: host.to_owned(),
+                path: path.clone(),
+                message: "directory is not empty (remove it recursively)".into(),
+            })),
+            Err(e) => Err(map(host, path, "removing", e)),
+        }
+    })?;
+    if let Some(abs) = abs_dir {
+        // A tree: one `rm -rf` on the host instead of a round trip per entry.
+        let rt = crate::SshRuntime {
+            state: state.clone(),
+        };
+        rt.run_checked(
+            &format!("rm -rf {path}"),
+            ExecRequest::argv(["rm", "-rf", "--", abs.as_str()]),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn rename(state: &HostState, from: &RemotePath, to: &RemotePath) -> Result<()> {
+    let host = state.host.as_str();
+    with_sftp!(state, |conn, fs| {
+        let a = absolute(state, &conn, from).await?;
+        let b = absolute(state, &conn, to).await?;
+        fs.rename(&a, &b).await.map_err(|e| match e {
+            SftpError::SftpError(SftpErrorKind::NoSuchFile, _) => map(host, from, "renaming", e),
+            e => map(host, to, "renaming to", e),
+        })
+    })
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Follows symlinks from `abs` to the file a write must replace, with the mode of an
+/// existing target (a dangling link's target is created).
+async fn write_target(
+    fs: &mut Fs,
+    host: &str,
+    path: &RemotePath,
+    abs: &str,
+) -> Attempt<(String, Option<u32>)> {
+    let mut current = abs.to_owned();
+    for _ in 0..40 {
+        match fs.symlink_metadata(&current).await {
+            Ok(m) if m.file_type().is_some_and(|t| t.is_symlink()) => {
+                let target = fs
+                    .read_link(&current)
+                    .await
+                    .map_err(|e| map(host, path, "reading link", e))?;
+                let target = target.to_string_lossy().into_owned();
+                current = if target.starts_with('/') {
+                    target
+                } else {
+                    let parent = Path::new(&current)
+                        .parent()
+                        .and_then(|p| p.to_str())
+                        .unwrap_or("/")
+                        .to_owned();
+                    RemotePath::new(parent)?
+                        .join(&target)?
+                        .normalize()
+                        .as_str()
+                        .to_owned()
+                };
+            }
+            Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => {
+                return Err(Fail::Op(Error::WrongKind {
+                    host: host.to_owned(),
+                    path: path.clone(),
+                    message: "is a directory, not a file".into(),
+                }))
+            }
+            Ok(m) => return Ok((current, Some(mode_of(&m)))),
+            Err(e) if is_kind(&e, SftpErrorKind::NoSuchFile) => return Ok((current, None)),
+            Err(e) => return Err(map(host, path, "writing", e)),
+        }
+    }
+    Err(Fail::Op(Error::invalid(format!(
+        "{path}: too many levels of symbolic links"
+    ))))
+}
+
+pub(crate) async fn write(state: &HostState, path: &RemotePath, data: &[u8]) -> Result<()> {
+    let host = state.host.as_str();
+    with_sftp!(state, |conn, fs| {
+        let abs = absolute(state, &conn, path).await?;
+        let (target, mode) = write_target(&mut fs, host, path, &abs).await?;
+        let (dir, name) = match target.rsplit_once('/') {
+            Some((dir, name)) if !name.is_empty() => (dir, name),
+            _ => return Err(Fail::Op(Error::invalid(format!("{path}: not a file path")))),
+        };
+        let temp = format!(
+            "{dir}/.{name}.cmux-tmp.{}.{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let sftp = state.sftp(&conn).await?;
+        let result: std::result::Result<(), SftpError> = async {
+            let mut file = sftp
+                .options()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .await?;
+            file.write_all(data).await?;
+            if let Some(mode) = mode {
+                file.set_permissions(Permissions::from(mode as u16)).await?;
+            }
+            file.close().await?;
+            fs.rename(&temp, &target).await
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = fs.remove_file(&temp).await;
+            return Err(map(host, path, "writing", e));
+        }
+        Ok(())
+    })
+}

@@ -255,7 +255,7 @@ impl Registry {
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
         };
-        parse(&file, &bytes).map_err(|message| CliError::failure(message))
+        parse(&file, &bytes).map_err(CliError::failure)
     }
 
     /// Removes workspace `name`'s file; fine when already gone.

@@ -137,7 +137,9 @@ async fn workspace(report: &mut Report, name: &str) -> Result<()> {
     }
     match lifecycle.check(&record.workspace()).await {
         Ok(check) if check.exists => {
-            report.line(true, "directory", &record.path.to_string());
+            // Display, not as_str: it escapes control characters in hostile names.
+            let shown = record.path.to_string();
+            report.line(true, "directory", &shown);
             let branch = check.branch.unwrap_or_else(|| "(detached)".into());
             report.line(
                 true,

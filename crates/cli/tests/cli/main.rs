@@ -1,6 +1,504 @@
-//! End-to-end tests of the `cmux` binary.
+//! End-to-end tests of the `cmux` binary: every test has its own `CMUX_HOME` and its
+//! own git project made with the git CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+/// A temp `CMUX_HOME` and a temp project with one commit.
+struct Env {
+    home: TempDir,
+    project: TempDir,
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=cmux test",
+            "-c",
+            "user.email=test@cmux.invalid",
+        ])
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "cmux test")
+        .env("GIT_AUTHOR_EMAIL", "test@cmux.invalid")
+        .env("GIT_COMMITTER_NAME", "cmux test")
+        .env("GIT_COMMITTER_EMAIL", "test@cmux.invalid")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Env {
+    fn new() -> Env {
+        let home = tempfile::tempdir().expect("temp home");
+        let project = tempfile::Builder::new()
+            .prefix("proj")
+            .tempdir()
+            .expect("temp project");
+        git(project.path(), &["init", "-q", "-b", "main"]);
+        std::fs::write(project.path().join("README.md"), "hello\n").expect("write");
+        git(project.path(), &["add", "-A"]);
+        git(project.path(), &["commit", "-q", "-m", "first"]);
+        Env { home, project }
+    }
+
+    fn project(&self) -> &Path {
+        self.project.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cmux"));
+        cmd.args(args)
+            .current_dir(self.project())
+            .env("CMUX_HOME", self.home.path())
+            .env_remove("RUST_LOG")
+            .env("COLUMNS", "100")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("cmux runs")
+    }
+
+    fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cmux starts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input).expect("write stdin");
+        drop(stdin);
+        child.wait_with_output().expect("cmux ends")
+    }
+
+    /// Runs cmux and asserts it exits 0; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cmux {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Replaces this test's temp paths (and the project id's hash) with stable names.
+    fn normalize(&self, text: &str) -> String {
+        let mut text = text
+            .replace(&self.home.path().display().to_string(), "[HOME]")
+            .replace(&self.project().display().to_string(), "[PROJECT]");
+        let re_id = regex_lite_hash(&text);
+        for hash in re_id {
+            text = text.replace(&hash, "[ID]");
+        }
+        text
+    }
+
+    fn workspace_path(&self, name: &str) -> PathBuf {
+        let list = self.ok(&["list", "--json"]);
+        let records: serde_json::Value = serde_json::from_str(&list).expect("json");
+        let record = records
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|r| r["name"] == name)
+            .expect("listed");
+        PathBuf::from(record["path"].as_str().expect("path"))
+    }
+}
+
+/// `proj…-<8 hex>` project ids: the hash part, so snapshots do not depend on the
+/// random temp path.
+fn regex_lite_hash(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for word in text.split(|c: char| c == '/' || c.is_whitespace() || c == '"') {
+        if let Some((_, hash)) = word.rsplit_once('-') {
+            if hash.len() == 8 && hash.chars().all(|c| c.is_ascii_hexdigit()) {
+                found.push(word.to_owned());
+            }
+        }
+    }
+    found
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 #[test]
-fn binary_exists() {
-    assert!(std::path::Path::new(env!("CARGO_BIN_EXE_cmux")).exists());
+fn help_is_stable() {
+    let env = Env::new();
+    insta::assert_snapshot!("help", stdout(&env.run(&["--help"])));
+    insta::assert_snapshot!("help_new", stdout(&env.run(&["new", "--help"])));
+    insta::assert_snapshot!("help_exec", stdout(&env.run(&["exec", "--help"])));
+}
+
+#[test]
+fn error_messages_are_one_line_with_the_fix() {
+    let env = Env::new();
+    env.ok(&["new", "taken"]);
+    let not_git = tempfile::tempdir().expect("temp");
+    let not_git_path = not_git.path().display().to_string();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("unknown workspace", vec!["exec", "nope", "--", "true"]),
+        ("unknown workspace (cat)", vec!["cat", "nope", "x"]),
+        ("duplicate name", vec!["new", "taken"]),
+        (
+            "missing project",
+            vec!["new", "w", "--project", "/nonexistent/cmux-project"],
+        ),
+        (
+            "not a git repository",
+            vec!["new", "w", "--project", &not_git_path],
+        ),
+        ("invalid name", vec!["new", "bad name"]),
+        ("invalid name (slash)", vec!["new", "a/b"]),
+        ("ssh not supported yet", vec!["new", "w", "--ssh", "host"]),
+        ("coder not supported yet", vec!["new", "w", "--coder", "ws"]),
+        (
+            "unknown revision",
+            vec!["new", "w", "--from", "no-such-ref"],
+        ),
+    ];
+    let mut report = String::new();
+    for (what, args) in cases {
+        let out = env.run(&args);
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        let err = err.replace(&not_git_path, "[NOT_GIT]");
+        report.push_str(&format!(
+            "# {what}\n$ cmux {}\nexit {}\n{}\n",
+            args.join(" ").replace(&not_git_path, "[NOT_GIT]"),
+            out.status.code().unwrap_or(-1),
+            env.normalize(&err)
+        ));
+    }
+    insta::assert_snapshot!("errors", report);
+}
+
+#[test]
+fn new_list_exec_files_rm() {
+    let env = Env::new();
+    let created = env.ok(&["new", "w1"]);
+    assert!(created.contains("created workspace w1"), "{created}");
+    let ws = env.workspace_path("w1");
+    assert!(ws.starts_with(env.home.path().join("src")));
+    assert!(ws.join("README.md").exists());
+    assert_eq!(git(&ws, &["branch", "--show-current"]).trim(), "w1");
+
+    let list = env.ok(&["list"]);
+    assert!(list.contains("w1") && list.contains("local"), "{list}");
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["list", "--json"])).expect("json");
+    assert_eq!(json[0]["backend"]["kind"], "local");
+    assert_eq!(json[0]["branch"], "w1");
+    assert_eq!(json[0]["in_place"], false);
+    assert!(json[0]["created_at"].as_u64().expect("secs") > 0);
+
+    // exec: exit codes, script vs argv, cwd, env, stdin.
+    assert_eq!(
+        env.run(&["exec", "w1", "--", "true"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        env.run(&["exec", "w1", "--", "exit 3"]).status.code(),
+        Some(3)
+    );
+    let timed = env.run(&["exec", "w1", "--timeout", "0.5", "--", "sleep 30"]);
+    assert_eq!(timed.status.code(), Some(124), "{}", stderr(&timed));
+    let pwd = env.ok(&["exec", "w1", "--", "pwd"]);
+    assert_eq!(pwd.trim(), ws.display().to_string());
+    let argv = env.ok(&["exec", "w1", "--", "printf", "[%s]", "a b", "$(x)"]);
+    assert_eq!(argv, "[a b][$(x)]");
+    std::fs::create_dir(ws.join("sub")).expect("mkdir");
+    let sub = env.ok(&[
+        "exec",
+        "w1",
+        "--cwd",
+        "sub",
+        "--env",
+        "X=1 2",
+        "--",
+        "echo \"$X\"; pwd",
+    ]);
+    assert_eq!(sub, format!("1 2\n{}\n", ws.join("sub").display()));
+    let piped = env.run_stdin(&["exec", "w1", "--", "tr a-z A-Z"], b"shout\n");
+    assert_eq!(stdout(&piped), "SHOUT\n");
+    let both = env.run(&["exec", "w1", "--", "echo out; echo err >&2; exit 7"]);
+    assert_eq!(
+        (stdout(&both).as_str(), stderr(&both).as_str()),
+        ("out\n", "err\n")
+    );
+    assert_eq!(both.status.code(), Some(7));
+    let killed = env.run(&["exec", "w1", "--", "kill -9 $$"]);
+    assert_eq!(killed.status.code(), Some(137));
+
+    // cat / write / edit / ls.
+    assert_eq!(env.ok(&["cat", "w1", "README.md"]), "hello\n");
+    let data: Vec<u8> = (0..=255u8).collect();
+    let wrote = env.run_stdin(&["write", "w1", "dir/bin.dat"], &data);
+    assert!(wrote.status.success(), "{}", stderr(&wrote));
+    assert_eq!(std::fs::read(ws.join("dir/bin.dat")).expect("read"), data);
+    assert_eq!(
+        env.run(&["cat", "w1", "dir/bin.dat"]).stdout,
+        data,
+        "cat is byte exact"
+    );
+    env.ok(&["edit", "w1", "README.md", "--old", "hello", "--new", "bye"]);
+    assert_eq!(env.ok(&["cat", "w1", "README.md"]), "bye\n");
+    let absent = env.run(&["edit", "w1", "README.md", "--old", "zzz", "--new", "y"]);
+    assert_eq!(absent.status.code(), Some(1));
+    let ls = env.ok(&["ls", "w1"]);
+    assert!(ls.contains("README.md") && ls.contains("dir/"), "{ls}");
+    let ls_json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["ls", "w1", "dir", "--json"])).expect("json");
+    assert_eq!(ls_json["entries"][0]["name"], "bin.dat");
+    assert_eq!(ls_json["entries"][0]["size"], 256);
+    let missing = env.run(&["cat", "w1", "nope.txt"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("nope.txt"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // rm: refused while dirty, forced, idempotent; the branch stays in the project.
+    let refused = env.run(&["rm", "w1"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("uncommitted changes"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(ws.exists());
+    env.ok(&["rm", "w1", "--force"]);
+    assert!(!ws.exists());
+    assert!(git(env.project(), &["branch", "--list", "w1"]).contains("w1"));
+    env.ok(&["rm", "w1"]);
+    assert_eq!(env.ok(&["list", "--json"]).trim(), "[]");
+}
+
+#[test]
+fn rm_of_a_clean_workspace_and_of_one_already_gone() {
+    let env = Env::new();
+    env.ok(&["new", "a"]);
+    env.ok(&["new", "b"]);
+    let a = env.workspace_path("a");
+    let b = env.workspace_path("b");
+    env.ok(&["rm", "a"]);
+    assert!(!a.exists());
+    std::fs::remove_dir_all(&b).expect("remove by hand");
+    let out = env.ok(&["rm", "b"]);
+    assert!(out.contains("already gone"), "{out}");
+    assert_eq!(
+        git(env.project(), &["worktree", "list", "--porcelain"])
+            .matches("worktree ")
+            .count(),
+        1,
+        "pruned"
+    );
+}
+
+#[test]
+fn new_with_branch_and_from_then_rename_and_fork() {
+    let env = Env::new();
+    let first = git(env.project(), &["rev-parse", "HEAD"]);
+    std::fs::write(env.project().join("two.txt"), "2\n").expect("write");
+    git(env.project(), &["add", "-A"]);
+    git(env.project(), &["commit", "-q", "-m", "second"]);
+    env.ok(&["new", "old", "--branch", "custom", "--from", first.trim()]);
+    let ws = env.workspace_path("old");
+    assert_eq!(git(&ws, &["branch", "--show-current"]).trim(), "custom");
+    assert!(!ws.join("two.txt").exists());
+
+    env.ok(&["new", "w"]);
+    let w = env.workspace_path("w");
+    assert!(w.join("two.txt").exists());
+    std::fs::write(w.join("three.txt"), "3\n").expect("write");
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "third"]);
+
+    env.ok(&["rename", "w", "renamed"]);
+    let renamed = env.workspace_path("renamed");
+    assert!(!w.exists() && renamed.join("three.txt").exists());
+    assert_eq!(
+        git(&renamed, &["branch", "--show-current"]).trim(),
+        "renamed"
+    );
+    let out = env.run(&["exec", "w", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1), "old name is gone");
+
+    env.ok(&["fork", "renamed", "forked"]);
+    let forked = env.workspace_path("forked");
+    assert!(forked.join("three.txt").exists());
+    assert_eq!(git(&forked, &["branch", "--show-current"]).trim(), "forked");
+    assert_eq!(
+        git(&forked, &["rev-parse", "HEAD"]),
+        git(&renamed, &["rev-parse", "HEAD"])
+    );
+    let dup = env.run(&["fork", "renamed", "old"]);
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(stderr(&dup).contains("already exists"), "{}", stderr(&dup));
+}
+
+#[test]
+fn in_place_workspace_is_the_project_and_rm_keeps_it() {
+    let env = Env::new();
+    env.ok(&["new", "here", "--in-place"]);
+    let ws = env.workspace_path("here");
+    assert_eq!(ws, env.project().canonicalize().expect("canonical"));
+    assert_eq!(
+        env.ok(&["exec", "here", "--", "pwd"]).trim(),
+        ws.display().to_string()
+    );
+    std::fs::write(env.project().join("dirty.txt"), "x").expect("write");
+    env.ok(&["rm", "here"]);
+    assert!(env.project().join("README.md").exists());
+    assert!(env.project().join("dirty.txt").exists());
+}
+
+#[test]
+fn init_hook_sees_its_variables_streams_and_may_fail() {
+    let env = Env::new();
+    let hook = env.project().join(".cmux/init");
+    std::fs::create_dir_all(hook.parent().expect("parent")).expect("mkdir");
+    std::fs::write(
+        &hook,
+        "#!/bin/bash\necho \"name=$CMUX_WORKSPACE_NAME runtime=$CMUX_RUNTIME project=$CMUX_PROJECT_PATH\"\necho \"pwd=$PWD\"\necho to-stderr >&2\ntouch initialized\nexit ${CMUX_TEST_EXIT:-0}\n",
+    )
+    .expect("write hook");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    git(env.project(), &["add", "-A"]);
+    git(env.project(), &["commit", "-q", "-m", "hook"]);
+
+    let out = env.run(&["new", "hooked"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ws = env.workspace_path("hooked");
+    let err = stderr(&out);
+    let project = env.project().canonicalize().expect("canonical");
+    assert!(
+        err.contains(&format!(
+            "name=hooked runtime=local project={}",
+            project.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("pwd={}", ws.display())), "{err}");
+    assert!(err.contains("to-stderr"), "{err}");
+    assert!(ws.join("initialized").exists());
+
+    let failing = env
+        .command(&["new", "failing"])
+        .env("CMUX_TEST_EXIT", "5")
+        .output()
+        .expect("cmux runs");
+    assert_eq!(
+        failing.status.code(),
+        Some(0),
+        "a failing hook is not fatal"
+    );
+    let err = stderr(&failing);
+    assert!(err.contains("failed (exit code 5)"), "{err}");
+    assert_eq!(
+        env.ok(&["exec", "failing", "--", "echo usable"]),
+        "usable\n"
+    );
+}
+
+#[test]
+fn fifty_concurrent_new_all_succeed() {
+    let env = Env::new();
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            env.command(&["new", &format!("ws-{i}"), "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("cmux starts")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("cmux ends");
+        assert!(out.status.success(), "ws-{i}: {}", stderr(&out));
+    }
+    let list: serde_json::Value = serde_json::from_str(&env.ok(&["list", "--json"])).expect("json");
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 50);
+    assert!(list.iter().all(|r| r["state"] == "ready"));
+    let worktrees = git(env.project(), &["worktree", "list", "--porcelain"]);
+    assert_eq!(worktrees.matches("worktree ").count(), 51);
+}
+
+#[test]
+fn a_corrupt_entry_is_named_and_the_others_still_listed() {
+    let env = Env::new();
+    env.ok(&["new", "good"]);
+    env.ok(&["new", "bad"]);
+    let file = env.home.path().join("workspaces/bad.json");
+    std::fs::write(&file, "{ not json").expect("corrupt");
+
+    let out = env.run(&["exec", "bad", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    insta::assert_snapshot!("corrupt_entry", env.normalize(&err));
+
+    let list = env.run(&["list", "--json"]);
+    assert!(list.status.success());
+    let records: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(records.as_array().expect("array").len(), 1);
+    assert_eq!(records[0]["name"], "good");
+    assert!(stderr(&list).contains("warning"), "{}", stderr(&list));
+    assert!(stderr(&list).contains(&file.display().to_string()));
+}
+
+#[test]
+fn failed_new_releases_the_name() {
+    let env = Env::new();
+    let out = env.run(&["new", "w", "--from", "does-not-exist"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(env.ok(&["list", "--json"]).trim(), "[]");
+    env.ok(&["new", "w"]);
+}
+
+#[test]
+fn doctor_checks_prerequisites_and_a_workspace() {
+    let env = Env::new();
+    let out = env.ok(&["doctor"]);
+    assert!(
+        out.contains("ok   git") && out.contains("ok   bash"),
+        "{out}"
+    );
+    assert!(out.contains("ok   CMUX_HOME"), "{out}");
+    env.ok(&["new", "w"]);
+    let out = env.ok(&["doctor", "w"]);
+    assert!(
+        out.contains("ok   directory") && out.contains("on w"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(env.workspace_path("w")).expect("remove");
+    let out = env.run(&["doctor", "w"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("FAIL directory"), "{}", stdout(&out));
 }

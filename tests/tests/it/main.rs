@@ -5,3 +5,4 @@ mod mcp_client;
 mod mcp_local;
 mod ssh_exec;
 mod ssh_files;
+mod conformance_local;

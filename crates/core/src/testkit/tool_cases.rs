@@ -1,0 +1,606 @@
+//! Cases about the agent tools: identical results on every backend.
+
+use tokio_util::sync::CancellationToken;
+
+use super::util::{q, read, sh, write};
+use super::{Harness, Outcome};
+use crate::error::Error;
+use crate::exec::ExitStatus;
+use crate::runtime::FileKind;
+use crate::tools::{self, *};
+
+fn err_text<T: std::fmt::Debug>(what: &str, result: crate::Result<T>) -> (Error, String) {
+    match result {
+        Ok(v) => panic!("{what} must fail, got {v:?}"),
+        Err(e) => {
+            let text = e.to_string();
+            (e, text)
+        }
+    }
+}
+
+fn bash_input(command: &str) -> BashInput {
+    BashInput {
+        command: command.into(),
+        timeout_secs: None,
+        cwd: None,
+    }
+}
+
+pub(super) async fn tool_bash(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    let out = tools::bash(&ctx, bash_input("echo hello; pwd"))
+        .await
+        .expect("bash");
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    assert!(
+        out.stdout.starts_with("hello\n"),
+        "stdout: {:?}",
+        out.stdout
+    );
+    let pwd = out.stdout.lines().nth(1).unwrap_or_default().to_owned();
+    let scratch_name = h.scratch.file_name().expect("scratch name");
+    assert!(
+        pwd.ends_with(scratch_name),
+        "bash must run in the workspace root, ran in {pwd:?}"
+    );
+    let out = tools::bash(&ctx, bash_input("echo out; echo err >&2; exit 3"))
+        .await
+        .expect("a failing command is a result, not an error");
+    assert_eq!(out.status, ExitStatus::Exited(3));
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("out\n", "err\n")
+    );
+    assert_eq!(out.to_text(), "out\n[stderr]\nerr\n[exit code 3]");
+    h.runtime
+        .create_dir_all(&h.path("sub dir"))
+        .await
+        .expect("mkdir");
+    let mut input = bash_input("basename \"$PWD\"");
+    input.cwd = Some("sub dir".into());
+    let out = tools::bash(&ctx, input).await.expect("bash in cwd");
+    assert_eq!(out.stdout, "sub dir\n", "cwd relative to the workspace");
+    let mut input = bash_input("true");
+    input.cwd = Some("missing".into());
+    let (_, text) = err_text("bash with a missing cwd", tools::bash(&ctx, input).await);
+    assert!(text.contains("missing"), "error names the cwd: {text}");
+    // Output cap: 100,000 characters → 30,000 shown and a note.
+    let out = tools::bash(&ctx, bash_input("yes x | tr -d '\\n' | head -c 100000"))
+        .await
+        .expect("bash");
+    assert_eq!(
+        out.stdout.chars().count(),
+        30_000,
+        "stdout cut to 30,000 chars"
+    );
+    assert_eq!(out.stdout_cut_bytes, 70_000, "bytes cut");
+    assert!(
+        out.to_text()
+            .contains("[... 70000 more bytes of stdout cut]"),
+        "cut note missing"
+    );
+    // Timeout: reported as a status, with the deadline.
+    let mut input = bash_input("echo started; sleep 30");
+    input.timeout_secs = Some(1.0);
+    let out = tools::bash(&ctx, input).await.expect("bash with timeout");
+    assert_eq!(out.status, ExitStatus::TimedOut);
+    assert!(
+        out.to_text().contains("timed out after 1 s"),
+        "{}",
+        out.to_text()
+    );
+    assert_eq!(out.exit_code(), 124);
+    // Cancellation.
+    let token = CancellationToken::new();
+    let cancel = {
+        let token = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            token.cancel();
+        })
+    };
+    let out = tools::bash_cancellable(&ctx, bash_input("sleep 30"), token)
+        .await
+        .expect("cancelled bash");
+    cancel.await.expect("canceller");
+    assert_eq!(out.status, ExitStatus::Cancelled);
+    let mut input = bash_input("true");
+    input.timeout_secs = Some(-1.0);
+    err_text("a negative timeout", tools::bash(&ctx, input).await);
+    Outcome::Passed
+}
+
+fn read_input(path: &str) -> ReadFileInput {
+    ReadFileInput {
+        path: path.into(),
+        offset: None,
+        limit: None,
+    }
+}
+
+pub(super) async fn tool_read_file(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    write(&h, &h.path("five.txt"), b"one\ntwo\nthree\nfour\nfive\n").await;
+    let out = tools::read_file(&ctx, read_input("five.txt"))
+        .await
+        .expect("read_file");
+    assert_eq!(
+        out.to_text(),
+        "     1\tone\n     2\ttwo\n     3\tthree\n     4\tfour\n     5\tfive"
+    );
+    assert_eq!(out.total_lines, 5);
+    let mut input = read_input("five.txt");
+    input.offset = Some(2);
+    input.limit = Some(2);
+    let out = tools::read_file(&ctx, input).await.expect("read window");
+    assert_eq!(
+        out.to_text(),
+        "     2\ttwo\n     3\tthree\n[... showing lines 2-3 of 5; pass offset=4 to read more]"
+    );
+    let mut input = read_input("five.txt");
+    input.offset = Some(9);
+    let (_, text) = err_text(
+        "an offset past the end",
+        tools::read_file(&ctx, input).await,
+    );
+    assert!(text.contains("5 lines"), "{text}");
+    // Absolute paths work too.
+    let abs = h.path("five.txt");
+    let out = tools::read_file(&ctx, read_input(abs.as_str()))
+        .await
+        .expect("read absolute");
+    assert_eq!(out.last_line, 5);
+    // CRLF shows like LF; no trailing newline is fine.
+    write(&h, &h.path("crlf.txt"), b"a\r\nb").await;
+    let out = tools::read_file(&ctx, read_input("crlf.txt"))
+        .await
+        .expect("read crlf");
+    assert_eq!(out.to_text(), "     1\ta\n     2\tb");
+    // Empty file.
+    write(&h, &h.path("empty"), b"").await;
+    let out = tools::read_file(&ctx, read_input("empty"))
+        .await
+        .expect("read empty");
+    assert!(out.to_text().contains("is empty"), "{}", out.to_text());
+    // Long lines are cut with a marker.
+    let long = "x".repeat(2500);
+    write(&h, &h.path("long"), long.as_bytes()).await;
+    let out = tools::read_file(&ctx, read_input("long"))
+        .await
+        .expect("read long");
+    assert!(
+        out.content.ends_with(&format!(
+            "{} [... line truncated, 500 more characters]",
+            "x".repeat(10)
+        )),
+        "long line marker"
+    );
+    assert_eq!(out.truncated_lines, 1);
+    // Binary files are refused.
+    for (name, data) in [
+        ("nul.bin", &b"abc\0def"[..]),
+        ("latin1.txt", &b"caf\xe9\n"[..]),
+    ] {
+        write(&h, &h.path(name), data).await;
+        let (e, text) = err_text(
+            &format!("read_file of binary {name}"),
+            tools::read_file(&ctx, read_input(name)).await,
+        );
+        assert!(
+            matches!(e, Error::InvalidInput { .. })
+                && text.contains("binary")
+                && text.contains(name),
+            "binary refusal must say so and name the file: {text}"
+        );
+    }
+    // Files over 10 MiB are refused before reading, with a way to read a range.
+    write(&h, &h.path("big"), &vec![b'a'; (10 << 20) + 1]).await;
+    let (_, text) = err_text(
+        "read_file of an 11 MiB file",
+        tools::read_file(&ctx, read_input("big")).await,
+    );
+    assert!(
+        text.contains("10485761") && text.contains("sed -n"),
+        "big-file refusal must give the size and how to read a range: {text}"
+    );
+    // Directories point to list_dir.
+    h.runtime
+        .create_dir_all(&h.path("dir"))
+        .await
+        .expect("mkdir");
+    let (_, text) = err_text(
+        "read_file of a directory",
+        tools::read_file(&ctx, read_input("dir")).await,
+    );
+    assert!(text.contains("list_dir"), "{text}");
+    let (e, _) = err_text(
+        "read_file of a missing file",
+        tools::read_file(&ctx, read_input("nope")).await,
+    );
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    Outcome::Passed
+}
+
+pub(super) async fn tool_write_file(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    let out = tools::write_file(
+        &ctx,
+        WriteFileInput {
+            path: "a/b c/new.txt".into(),
+            content: "héllo\n".into(),
+        },
+    )
+    .await
+    .expect("write_file creating parents");
+    assert_eq!(out.bytes_written, 7);
+    assert!(out.to_text().contains("7 bytes"), "{}", out.to_text());
+    assert_eq!(
+        read(&h, &h.path("a/b c/new.txt")).await,
+        "héllo\n".as_bytes()
+    );
+    tools::write_file(
+        &ctx,
+        WriteFileInput {
+            path: "a/b c/new.txt".into(),
+            content: String::new(),
+        },
+    )
+    .await
+    .expect("overwrite with empty");
+    assert!(read(&h, &h.path("a/b c/new.txt")).await.is_empty());
+    h.runtime.create_dir_all(&h.path("d")).await.expect("mkdir");
+    err_text(
+        "write_file over a directory",
+        tools::write_file(
+            &ctx,
+            WriteFileInput {
+                path: "d".into(),
+                content: "x".into(),
+            },
+        )
+        .await,
+    );
+    Outcome::Passed
+}
+
+fn edit(path: &str, old: &str, new: &str, all: bool) -> EditFileInput {
+    EditFileInput {
+        path: path.into(),
+        old_string: old.into(),
+        new_string: new.into(),
+        replace_all: all,
+    }
+}
+
+pub(super) async fn tool_edit_file(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    let path = h.path("code.rs");
+    let original = "fn a() {\n    one();\n}\nfn b() {\n    two();\n    two();\n}\n";
+    write(&h, &path, original.as_bytes()).await;
+    let out = tools::edit_file(&ctx, edit("code.rs", "one()", "uno()", false))
+        .await
+        .expect("unique edit");
+    assert_eq!((out.replacements, out.first_line), (1, 2));
+    let edited = original.replace("one()", "uno()");
+    assert_eq!(read(&h, &path).await, edited.as_bytes());
+    // Failures write nothing.
+    let (_, text) = err_text(
+        "an absent old_string",
+        tools::edit_file(&ctx, edit("code.rs", "three()", "x", false)).await,
+    );
+    assert!(
+        text.contains("not found") && text.contains("whitespace"),
+        "absent: {text}"
+    );
+    let (_, text) = err_text(
+        "a non-unique old_string",
+        tools::edit_file(&ctx, edit("code.rs", "two();", "deux();", false)).await,
+    );
+    assert!(
+        text.contains("2 times") && text.contains("replace_all"),
+        "not unique: {text}"
+    );
+    err_text(
+        "identical strings",
+        tools::edit_file(&ctx, edit("code.rs", "uno", "uno", false)).await,
+    );
+    err_text(
+        "an empty old_string",
+        tools::edit_file(&ctx, edit("code.rs", "", "x", false)).await,
+    );
+    err_text(
+        "a missing file",
+        tools::edit_file(&ctx, edit("nope.rs", "a", "b", false)).await,
+    );
+    assert_eq!(
+        read(&h, &path).await,
+        edited.as_bytes(),
+        "a failed edit must not change the file"
+    );
+    let out = tools::edit_file(&ctx, edit("code.rs", "two();", "deux();", true))
+        .await
+        .expect("replace_all");
+    assert_eq!(out.replacements, 2);
+    assert_eq!(
+        read(&h, &path).await,
+        edited.replace("two();", "deux();").as_bytes()
+    );
+    // CRLF files keep CRLF when the model sends LF.
+    write(&h, &h.path("win.txt"), b"one\r\ntwo\r\nthree\r\n").await;
+    tools::edit_file(&ctx, edit("win.txt", "one\ntwo\n", "1\n2\nextra\n", false))
+        .await
+        .expect("CRLF edit");
+    assert_eq!(
+        read(&h, &h.path("win.txt")).await,
+        b"1\r\n2\r\nextra\r\nthree\r\n",
+        "CRLF line endings must be kept"
+    );
+    // Invalid UTF-8 is refused, untouched.
+    write(&h, &h.path("bin"), b"a\xffb").await;
+    err_text(
+        "edit of a non-UTF-8 file",
+        tools::edit_file(&ctx, edit("bin", "a", "b", false)).await,
+    );
+    assert_eq!(read(&h, &h.path("bin")).await, b"a\xffb");
+    // The mode survives an edit.
+    sh(&h, &format!("chmod 755 {}", q(&path))).await;
+    tools::edit_file(&ctx, edit("code.rs", "uno", "eins", false))
+        .await
+        .expect("edit");
+    assert_eq!(
+        h.runtime.stat(&path).await.expect("stat").mode & 0o777,
+        0o755
+    );
+    Outcome::Passed
+}
+
+pub(super) async fn tool_list_dir(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    write(&h, &h.path("b.txt"), b"12345").await;
+    h.runtime.create_dir_all(&h.path("a")).await.expect("mkdir");
+    sh(&h, &format!("cd {} && ln -s b.txt c", q(&h.scratch))).await;
+    let out = tools::list_dir(&ctx, ListDirInput::default())
+        .await
+        .expect("list_dir of the workspace");
+    let got: Vec<(&str, FileKind)> = out
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.kind))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a", FileKind::Dir),
+            ("b.txt", FileKind::File),
+            ("c", FileKind::Symlink)
+        ]
+    );
+    assert_eq!(out.entries[1].size, 5);
+    let text = out.to_text();
+    assert!(text.contains("a/") && text.contains("5  b.txt"), "{text}");
+    let out = tools::list_dir(
+        &ctx,
+        ListDirInput {
+            path: Some("a".into()),
+        },
+    )
+    .await
+    .expect("list empty dir");
+    assert!(out.to_text().contains("empty"), "{}", out.to_text());
+    let (_, text) = err_text(
+        "list_dir of a file",
+        tools::list_dir(
+            &ctx,
+            ListDirInput {
+                path: Some("b.txt".into()),
+            },
+        )
+        .await,
+    );
+    assert!(text.contains("read_file"), "{text}");
+    let (e, _) = err_text(
+        "list_dir of a missing dir",
+        tools::list_dir(
+            &ctx,
+            ListDirInput {
+                path: Some("nope".into()),
+            },
+        )
+        .await,
+    );
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    Outcome::Passed
+}
+
+fn glob_input(pattern: &str, path: Option<&str>) -> GlobInput {
+    GlobInput {
+        pattern: pattern.into(),
+        path: path.map(Into::into),
+    }
+}
+
+pub(super) async fn tool_glob(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    for name in [
+        "a.rs",
+        "src/b.rs",
+        "src/x/c.rs",
+        "src/d.txt",
+        ".git/e.rs",
+        "sub/.git/f.rs",
+        "sp ace.rs",
+        "new\nline.rs",
+    ] {
+        h.runtime
+            .create_dir_all(&h.path(name).parent().expect("parent"))
+            .await
+            .expect("mkdir");
+        write(&h, &h.path(name), b"x").await;
+    }
+    let out = tools::glob(&ctx, glob_input("**/*.rs", None))
+        .await
+        .expect("glob");
+    assert_eq!(
+        out.files,
+        vec![
+            "a.rs",
+            "new\nline.rs",
+            "sp ace.rs",
+            "src/b.rs",
+            "src/x/c.rs"
+        ],
+        "**/*.rs: sorted, relative, .git skipped"
+    );
+    let out = tools::glob(&ctx, glob_input("*.rs", None))
+        .await
+        .expect("glob");
+    assert_eq!(
+        out.files,
+        vec!["a.rs", "new\nline.rs", "sp ace.rs"],
+        "* stays in one directory"
+    );
+    let out = tools::glob(&ctx, glob_input("*.rs", Some("src")))
+        .await
+        .expect("glob in src");
+    assert_eq!(
+        out.files,
+        vec!["src/b.rs"],
+        "paths stay relative to the workspace"
+    );
+    let out = tools::glob(&ctx, glob_input("*.nothing", None))
+        .await
+        .expect("glob");
+    assert!(out.files.is_empty() && out.to_text().contains("No files"));
+    let (e, _) = err_text(
+        "glob in a missing dir",
+        tools::glob(&ctx, glob_input("*", Some("nope"))).await,
+    );
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    err_text(
+        "a bad pattern",
+        tools::glob(&ctx, glob_input("[", None)).await,
+    );
+    // The cap: 1000 results and a note.
+    sh(
+        &h,
+        &format!(
+            "mkdir {d} && cd {d} && for ((i=0;i<1005;i++)); do : > f$i.txt; done",
+            d = q(&h.path("many"))
+        ),
+    )
+    .await;
+    let out = tools::glob(&ctx, glob_input("many/*.txt", None))
+        .await
+        .expect("glob many");
+    assert_eq!((out.files.len(), out.omitted), (1000, 5));
+    assert!(out.to_text().contains("5 more matches"), "cap note");
+    Outcome::Passed
+}
+
+fn grep_input(pattern: &str, path: Option<&str>, glob: Option<&str>) -> GrepInput {
+    GrepInput {
+        pattern: pattern.into(),
+        path: path.map(Into::into),
+        glob: glob.map(Into::into),
+    }
+}
+
+fn lines(out: &GrepOutput) -> Vec<String> {
+    out.matches
+        .iter()
+        .map(|m| format!("{}:{}:{}", m.path, m.line, m.text))
+        .collect()
+}
+
+pub(super) async fn tool_grep(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    let deep = format!("{}f.txt", "deep/".repeat(25));
+    let files: Vec<(&str, &[u8])> = vec![
+        ("src/a.rs", b"fn main() {\n    println!(\"hello\");\n}\n"),
+        ("src/b.txt", b"hello world\nbye\n"),
+        ("bin.dat", b"hello\0binary"),
+        (".git/config", b"hello"),
+        ("crlf.txt", b"x\r\nhello\r\n"),
+        ("odd name\n.txt", b"say hello"),
+        (deep.as_str(), b"deep hello"),
+    ];
+    for (name, data) in &files {
+        h.runtime
+            .create_dir_all(&h.path(name).parent().expect("parent"))
+            .await
+            .expect("mkdir");
+        write(&h, &h.path(name), data).await;
+    }
+    sh(
+        &h,
+        &format!("cd {} && ln src/b.txt hard.txt", q(&h.scratch)),
+    )
+    .await;
+    let out = tools::grep(&ctx, grep_input("hello", None, None))
+        .await
+        .expect("grep");
+    assert_eq!(
+        lines(&out),
+        vec![
+            "crlf.txt:2:hello".to_owned(),
+            format!("{deep}:1:deep hello"),
+            "hard.txt:1:hello world".to_owned(),
+            "odd name\n.txt:1:say hello".to_owned(),
+            "src/a.rs:2:    println!(\"hello\");".to_owned(),
+            "src/b.txt:1:hello world".to_owned(),
+        ],
+        "grep hello: sorted by path, binary and .git skipped, long names, hard links"
+    );
+    assert_eq!(out.binary_skipped, 1, "bin.dat skipped as binary");
+    assert!(
+        out.to_text().contains("src/b.txt:1:hello world"),
+        "{}",
+        out.to_text()
+    );
+    let out = tools::grep(&ctx, grep_input("^hello$", None, None))
+        .await
+        .expect("grep anchors");
+    assert_eq!(
+        lines(&out),
+        vec!["crlf.txt:2:hello"],
+        "anchors match per line, CR ignored"
+    );
+    let out = tools::grep(&ctx, grep_input(r"hel+o\b", None, Some("*.rs")))
+        .await
+        .expect("grep with glob");
+    assert_eq!(
+        lines(&out),
+        vec!["src/a.rs:2:    println!(\"hello\");"],
+        "glob filter"
+    );
+    let out = tools::grep(&ctx, grep_input("bye", Some("src/b.txt"), None))
+        .await
+        .expect("grep one file");
+    assert_eq!(lines(&out), vec!["src/b.txt:2:bye"], "one file as path");
+    let out = tools::grep(&ctx, grep_input("hello", Some("src"), None))
+        .await
+        .expect("grep in src");
+    assert_eq!(out.matches.len(), 2, "grep under src");
+    let out = tools::grep(&ctx, grep_input("nothing-matches-this", None, None))
+        .await
+        .expect("grep no match");
+    assert!(out.to_text().starts_with("No matches"), "{}", out.to_text());
+    err_text(
+        "an invalid regex",
+        tools::grep(&ctx, grep_input("(", None, None)).await,
+    );
+    let (e, _) = err_text(
+        "grep in a missing dir",
+        tools::grep(&ctx, grep_input("x", Some("nope"), None)).await,
+    );
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    // The cap.
+    write(&h, &h.path("many.txt"), "hit\n".repeat(600).as_bytes()).await;
+    let out = tools::grep(&ctx, grep_input("hit", None, Some("many.txt")))
+        .await
+        .expect("grep many");
+    assert_eq!((out.matches.len(), out.omitted), (500, 100));
+    assert!(out.to_text().contains("100 more matches"), "cap note");
+    Outcome::Passed
+}

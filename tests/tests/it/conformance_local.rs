@@ -1,0 +1,73 @@
+//! The conformance suite on `LocalRuntime`: one test per case, so failures name the
+//! case. Running as root skips `permission_denied` (root bypasses modes) with a note.
+
+use std::sync::Arc;
+
+use cmux_backend_local::LocalRuntime;
+use cmux_core::testkit::{self, Harness};
+use cmux_core::RemotePath;
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = RemotePath::new(dir.path().to_str().expect("utf-8 temp dir")).expect("path");
+    let runtime = LocalRuntime::new().expect("local runtime");
+    Harness::new(Arc::new(runtime), scratch).keep_alive(dir)
+}
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $name() {
+                testkit::run_case(stringify!($name), harness).await;
+            }
+        )*
+
+        /// Every case of the suite has a test here.
+        #[test]
+        fn every_case_is_listed() {
+            let listed = [$(stringify!($name)),*];
+            let missing: Vec<&str> = testkit::cases()
+                .iter()
+                .map(|c| c.name)
+                .filter(|n| !listed.contains(n))
+                .collect();
+            assert!(missing.is_empty(), "add these cases to conformance_local.rs: {missing:?}");
+        }
+    };
+}
+
+cases!(
+    exit_codes,
+    stderr_separate,
+    stdin_piped,
+    stdin_bytes,
+    env_and_cwd,
+    non_interactive_env,
+    argv_literal,
+    large_stdout_streams,
+    timeout_kills_group,
+    cancel_kills_group,
+    signal_reported,
+    files_round_trip,
+    odd_names,
+    atomic_rewrite,
+    mode_kept,
+    write_through_symlink,
+    not_found,
+    permission_denied,
+    read_dir_sorted,
+    create_dir_all_idempotent,
+    remove_semantics,
+    rename_replaces,
+    resolve_path,
+    open_read_streams,
+    read_file_on_dir,
+    tool_bash,
+    tool_read_file,
+    tool_write_file,
+    tool_edit_file,
+    tool_list_dir,
+    tool_glob,
+    tool_grep,
+);

@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod args;
+mod screen;
 mod server;
 mod stdio;
 
@@ -43,6 +44,9 @@ use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use server::WorkspaceServer;
+
+/// How long the last responses may take to reach the client after the input ended.
+const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves the workspace `ctx` over MCP on this process's stdin and stdout until the
 /// client closes stdin.
@@ -56,7 +60,9 @@ pub async fn serve_stdio(ctx: ToolContext) -> Result<()> {
 }
 
 /// Serves the workspace `ctx` over MCP on `reader` / `writer` (newline-delimited
-/// JSON-RPC) until `reader` reaches end of file.
+/// JSON-RPC) until `reader` reaches end of file. A line that is not JSON is answered
+/// with a `-32700` parse error; a message that is JSON but not a valid request with a
+/// `-32600` invalid-request error.
 ///
 /// The runtime is readied in the background so a slow connect does not delay the
 /// handshake; a host that is down makes calls fail with `isError` results until it is
@@ -73,8 +79,9 @@ where
         }
     });
     tracing::info!(host = ctx.host(), root = %ctx.root, "serving MCP");
+    let screened = screen::screen(reader, writer);
     let running = WorkspaceServer::new(ctx)
-        .serve((reader, writer))
+        .serve((screened.to_rmcp, screened.from_rmcp))
         .await
         .map_err(|e| {
             Error::backend(
@@ -82,7 +89,15 @@ where
                 format!("the MCP client did not complete the handshake: {e}"),
             )
         })?;
-    match running.waiting().await {
+    let quit = running.waiting().await;
+    // rmcp has closed its output: let the last responses reach the client.
+    if tokio::time::timeout(OUTPUT_DRAIN, screened.output)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the MCP client did not take the last responses in time");
+    }
+    match quit {
         Ok(QuitReason::JoinError(e)) | Err(e) => Err(Error::backend(
             "mcp",
             format!("the MCP server task failed: {e}"),

@@ -6,3 +6,4 @@ mod mcp_local;
 mod ssh_exec;
 mod ssh_files;
 mod conformance_local;
+mod mcp_ssh;

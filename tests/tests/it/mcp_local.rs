@@ -311,25 +311,30 @@ async fn malformed_requests_get_json_rpc_errors() {
     let resp = c.request("tools/call", json!({"arguments": {}})).await;
     assert!(resp["error"]["code"].is_i64(), "{resp}");
 
-    // A structurally invalid message is answered with an id-less error.
+    // A structurally invalid message is answered with an id-less -32600 error, a line
+    // that is not JSON with an id-less -32700 parse error; the server keeps serving.
     c.send_line(r#"{"jsonrpc":"2.0","id":"x","method":42}"#)
         .await;
-    let other = tokio::time::timeout(Duration::from_secs(30), async {
-        c.other.lock().await.recv().await
-    })
-    .await
-    .expect("an error for the invalid request")
-    .expect("message");
+    let other = next_unsolicited(c).await;
     assert_eq!(other["error"]["code"], -32600, "{other}");
-
-    // Unparsable bytes are skipped (rmcp does not answer them, to avoid error storms),
-    // and the server keeps serving.
     c.send_line("this is not json").await;
+    let other = next_unsolicited(c).await;
+    assert_eq!(other["error"]["code"], -32700, "{other}");
+    assert!(other["id"].is_null(), "{other}");
     let resp = c.request("ping", json!({})).await;
     assert!(resp.get("result").is_some(), "{resp}");
     c.call("bash", json!({"command": "echo still here"}))
         .await
         .ok();
+}
+
+async fn next_unsolicited(c: &McpClient) -> Value {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        c.other.lock().await.recv().await
+    })
+    .await
+    .expect("an answer to the invalid message")
+    .expect("message")
 }
 
 /// 8 concurrent `sleep 1` calls all complete; returns the wall time.

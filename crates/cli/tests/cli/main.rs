@@ -447,6 +447,24 @@ fn fifty_concurrent_new_all_succeed() {
     assert!(list.iter().all(|r| r["state"] == "ready"));
     let worktrees = git(env.project(), &["worktree", "list", "--porcelain"]);
     assert_eq!(worktrees.matches("worktree ").count(), 51);
+
+    // And 50 concurrent `rm` (git worktree remove + prune race without the lock).
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            env.command(&["rm", &format!("ws-{i}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("cmux starts")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("cmux ends");
+        assert!(out.status.success(), "rm ws-{i}: {}", stderr(&out));
+    }
+    assert_eq!(env.ok(&["list", "--json"]).trim(), "[]");
+    let worktrees = git(env.project(), &["worktree", "list", "--porcelain"]);
+    assert_eq!(worktrees.matches("worktree ").count(), 1);
 }
 
 #[test]

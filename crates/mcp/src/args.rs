@@ -156,14 +156,15 @@ impl From<GlobArgs> for GlobInput {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrepArgs {
-    /// A regular expression (Rust regex syntax, like ripgrep), e.g. `fn\s+main` or
-    /// `TODO|FIXME`.
+    /// A regular expression (Rust regex syntax, like ripgrep) matched against each
+    /// line, e.g. `fn\s+main` or `TODO|FIXME`.
     pub pattern: String,
     /// The file or directory to search, relative to the workspace or absolute
     /// (default: the workspace root).
     #[serde(default)]
     pub path: Option<String>,
-    /// Only search files whose path matches this glob, e.g. `*.rs` or `src/**/*.ts`.
+    /// Only search files matching this glob: matched against the file name when it has
+    /// no `/` (`*.rs`), else against the path relative to `path` (`src/**/*.ts`).
     #[serde(default)]
     pub glob: Option<String>,
 }

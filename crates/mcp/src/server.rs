@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use cmux_core::tools::{self, ToolContext, ToolOutput};
 use cmux_core::{Error as CoreError, ExitStatus};
-use rmcp::handler::server::common::schema_for_input;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
     ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -319,25 +319,98 @@ fn tool_list() -> Vec<Tool> {
         tool::<GrepArgs>(
             "grep",
             "Search file contents for a regular expression, in the workspace or the given \
-             file or directory, optionally only in files matching a glob. Returns \
-             path:line: text for each matching line.",
+             file or directory (recursively; .git, binary and very large files skipped), \
+             optionally only in files matching a glob. Returns path:line:text for each \
+             matching line.",
             read_only(),
         ),
     ]
 }
 
-fn tool<A: JsonSchema + 'static>(
+fn tool<A: JsonSchema>(
     name: &'static str,
     description: &'static str,
     annotations: ToolAnnotations,
 ) -> Tool {
-    let schema = match schema_for_input::<A>() {
-        Ok(schema) => schema,
-        // Every argument struct is an object; this only guards a future mistake.
-        Err(e) => {
-            tracing::error!(tool = name, error = %e, "input schema is not an object");
-            rmcp::handler::server::common::schema_for_empty_input()
-        }
+    Tool::new(name, description, input_schema::<A>()).with_annotations(annotations)
+}
+
+/// The JSON schema of `A`'s arguments, tidied for models: optional arguments are
+/// plain types (not `[T, "null"]` unions some clients reject) without `default: null`,
+/// no Rust-specific `format`s (`uint`, `double`), descriptions on one line per
+/// paragraph.
+fn input_schema<A: JsonSchema>() -> Arc<JsonObject> {
+    let schema = SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<A>();
+    let mut object = match schema.to_value() {
+        serde_json::Value::Object(object) => object,
+        // Derived schemas of structs are objects; an empty object schema accepts any
+        // arguments, which the parse then checks.
+        _ => JsonObject::new(),
     };
-    Tool::new(name, description, schema).with_annotations(annotations)
+    object.insert("type".into(), "object".into());
+    object.remove("title");
+    object.remove("description");
+    if let Some(serde_json::Value::Object(props)) = object.get_mut("properties") {
+        for prop in props.values_mut() {
+            if let serde_json::Value::Object(prop) = prop {
+                tidy_property(prop);
+            }
+        }
+    }
+    Arc::new(object)
+}
+
+fn tidy_property(prop: &mut JsonObject) {
+    if let Some(serde_json::Value::Array(types)) = prop.get("type") {
+        let mut non_null = types.iter().filter(|t| t.as_str() != Some("null"));
+        if let (Some(only), None) = (non_null.next(), non_null.next()) {
+            let only = only.clone();
+            prop.insert("type".into(), only);
+        }
+    }
+    if prop.get("default") == Some(&serde_json::Value::Null) {
+        prop.remove("default");
+    }
+    prop.remove("format");
+    if let Some(serde_json::Value::String(text)) = prop.get_mut("description") {
+        *text = unwrap_lines(text);
+    }
+}
+
+/// Joins the lines of each paragraph of a doc comment with spaces.
+fn unwrap_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|para| para.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_an_object_schema_with_described_arguments() {
+        let tools = tool_list();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names, tools::TOOL_NAMES);
+        for tool in &tools {
+            let schema = serde_json::Value::Object(tool.input_schema.as_ref().clone());
+            assert_eq!(schema["type"], "object", "{schema}");
+            assert_eq!(schema["additionalProperties"], false, "{schema}");
+            for (arg, prop) in schema["properties"].as_object().expect("properties") {
+                assert!(
+                    prop["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{}.{arg} has no description",
+                    tool.name
+                );
+            }
+            assert!(!schema.to_string().contains("null"), "{schema}");
+            if std::env::var_os("CMUX_PRINT_SCHEMAS").is_some() {
+                println!("{}: {schema:#}", tool.name);
+            }
+        }
+    }
 }

@@ -174,6 +174,7 @@ fn error_messages_are_one_line_with_the_fix() {
         ("invalid name (slash)", vec!["new", "a/b"]),
         ("ssh not supported yet", vec!["new", "w", "--ssh", "host"]),
         ("coder not supported yet", vec!["new", "w", "--coder", "ws"]),
+        ("doctor --ssh not supported yet", vec!["doctor", "--ssh", "host"]),
         (
             "unknown revision",
             vec!["new", "w", "--from", "no-such-ref"],
@@ -199,7 +200,11 @@ fn error_messages_are_one_line_with_the_fix() {
 #[test]
 fn new_list_exec_files_rm() {
     let env = Env::new();
-    let created = env.ok(&["new", "w1"]);
+    std::fs::write(env.project().join("README.md"), "local edit\n").expect("write");
+    let out = env.run(&["new", "w1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not carried"), "{}", stderr(&out));
+    let created = stdout(&out);
     assert!(created.contains("created workspace w1"), "{created}");
     let ws = env.workspace_path("w1");
     assert!(ws.starts_with(env.home.path().join("src")));

@@ -192,6 +192,11 @@ impl Lifecycle {
             });
         }
         let branch = ws.branch.clone().unwrap_or_else(|| name.to_owned());
+        if project.has_uncommitted_changes().await? {
+            progress.event(ProgressEvent::Warning(
+                "the project has uncommitted changes: they are not carried into the workspace, which starts from a commit",
+            ));
+        }
         let _lock = self.lock(project).await?;
         let from = self
             .source

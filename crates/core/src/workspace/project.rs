@@ -118,6 +118,19 @@ impl Project {
     }
 }
 
+impl Project {
+    /// True when tracked files of the project have uncommitted changes (they are not
+    /// carried into a new workspace, which starts from a commit).
+    pub async fn has_uncommitted_changes(&self) -> Result<bool> {
+        Ok(local_git(
+            &self.path,
+            &["status", "--porcelain", "--untracked-files=no"],
+        )
+        .await?
+        .is_some_and(|s| !s.trim().is_empty()))
+    }
+}
+
 /// Runs `git -C dir args...` on this machine: `Some(stdout)` on success, `None` when
 /// git exits non-zero.
 pub(crate) async fn local_git(dir: &Path, args: &[&str]) -> Result<Option<String>> {

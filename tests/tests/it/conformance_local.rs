@@ -14,6 +14,15 @@ async fn harness() -> Harness {
     Harness::new(Arc::new(runtime), scratch).keep_alive(dir)
 }
 
+/// The whole suite through `conformance()`, the entry point third-party backends use:
+/// runs the cases a few at a time and reports every failure at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_suite_report() {
+    let report = testkit::conformance(harness).await;
+    assert_eq!(report.results.len(), testkit::cases().len());
+    report.assert_passed();
+}
+
 macro_rules! cases {
     ($($name:ident),* $(,)?) => {
         $(
@@ -70,4 +79,5 @@ cases!(
     tool_list_dir,
     tool_glob,
     tool_grep,
+    tool_gitignore,
 );

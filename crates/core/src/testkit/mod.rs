@@ -307,6 +307,7 @@ suite! {
     tool_cases::tool_list_dir => "list_dir tool: kinds, sizes, sorting, errors",
     tool_cases::tool_glob => "glob tool: ** and *, .git skipped, odd names, cap",
     tool_cases::tool_grep => "grep tool: path:line:text, glob filter, binary and .git skipped, cap",
+    tool_cases::tool_gitignore => "glob and grep skip files git ignores inside a work tree",
 }
 
 /// The case called `name`, if there is one.

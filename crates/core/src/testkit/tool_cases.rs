@@ -604,3 +604,57 @@ pub(super) async fn tool_grep(h: Harness) -> Outcome {
     assert!(out.to_text().contains("100 more matches"), "cap note");
     Outcome::Passed
 }
+
+pub(super) async fn tool_gitignore(h: Harness) -> Outcome {
+    let has_git = super::util::run(&h, crate::exec::ExecRequest::script("git --version"))
+        .await
+        .status
+        .success();
+    if !has_git {
+        let why = "git is not installed in the runtime";
+        println!("conformance: tool_gitignore skipped: {why}");
+        return Outcome::Skipped(why.into());
+    }
+    let ctx = h.tools();
+    sh(
+        &h,
+        &format!(
+            "cd {} && git init -q repo && cd repo && printf 'ignored/\\n*.log\\n' > .gitignore \
+             && mkdir ignored && echo needle > ignored/x.txt && echo needle > kept.txt \
+             && echo needle > app.log && echo needle > gone.txt \
+             && git add .gitignore kept.txt gone.txt && rm gone.txt && echo needle > new.txt",
+            q(&h.scratch)
+        ),
+    )
+    .await;
+    let out = tools::grep(&ctx, grep_input("needle", Some("repo"), None))
+        .await
+        .expect("grep in a git work tree");
+    assert_eq!(
+        lines(&out),
+        vec!["repo/kept.txt:1:needle", "repo/new.txt:1:needle"],
+        "grep in a git work tree: tracked and untracked files, not ignored or deleted ones"
+    );
+    let out = tools::glob(&ctx, glob_input("**/*", Some("repo")))
+        .await
+        .expect("glob in a git work tree");
+    assert_eq!(
+        out.files,
+        vec!["repo/.gitignore", "repo/kept.txt", "repo/new.txt"],
+        "glob in a git work tree"
+    );
+    // An ignored directory searched on purpose is searched.
+    let out = tools::grep(&ctx, grep_input("needle", Some("repo/ignored"), None))
+        .await
+        .expect("grep in an ignored dir");
+    assert_eq!(lines(&out), vec!["repo/ignored/x.txt:1:needle"]);
+    let out = tools::glob(&ctx, glob_input("*.nothing", Some("repo")))
+        .await
+        .expect("glob");
+    assert!(
+        out.to_text().contains("ignored by git"),
+        "an empty result in a git work tree says ignored files were not searched: {}",
+        out.to_text()
+    );
+    Outcome::Passed
+}

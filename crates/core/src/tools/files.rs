@@ -38,6 +38,8 @@ pub(crate) struct Listing {
     pub(crate) non_utf8: usize,
     /// What find complained about (unreadable directories...), shortened.
     pub(crate) warnings: Option<String>,
+    /// True when the listing came from git and left out ignored files.
+    pub(crate) respects_gitignore: bool,
 }
 
 /// What the listing found at `dir`.
@@ -50,18 +52,52 @@ pub(crate) enum ListResult {
 }
 
 /// Lists the regular files under `dir` (recursively, `.git` directories skipped).
-/// `max_size`: leave out files of this many bytes or more.
+/// Inside a git work tree, files ignored by git (`.gitignore`, `info/exclude`) are
+/// left out, as ripgrep does; when that leaves nothing (an ignored directory was
+/// searched on purpose), every file is listed. `max_size`: leave out files of this
+/// many bytes or more.
 pub(crate) async fn list_files(
     ctx: &ToolContext,
     dir: &RemotePath,
     max_size: Option<u64>,
 ) -> Result<ListResult> {
+    match list_with(ctx, dir, max_size, true).await? {
+        ListResult::Dir(l) if l.respects_gitignore && l.files.is_empty() && !l.cut => {
+            list_with(ctx, dir, max_size, false).await
+        }
+        other => Ok(other),
+    }
+}
+
+async fn list_with(
+    ctx: &ToolContext,
+    dir: &RemotePath,
+    max_size: Option<u64>,
+    use_git: bool,
+) -> Result<ListResult> {
     let size = max_size
         .map(|n| format!(" -size -{n}c"))
         .unwrap_or_default();
+    // Git mode: `git ls-files` names tracked and untracked-but-not-ignored files; a
+    // `find` over those names (as `./name` operands, `-prune` so directories are not
+    // entered) keeps existing regular files under the size limit, exactly as the
+    // plain `find` would. The first NUL-terminated word says which listing ran.
+    let git = if use_git {
+        format!(
+            "if command -v git >/dev/null 2>&1 && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then\n\
+             printf 'git\\0'\n\
+             git ls-files -z --cached --others --exclude-standard 2>/dev/null \\\n\
+             | while IFS= read -r -d '' f; do printf './%s\\0' \"$f\"; done \\\n\
+             | xargs -0 sh -c '[ $# -gt 0 ] || exit 0; exec find \"$@\" -prune -type f{size} -print0' sh 2>/dev/null\n\
+             exit 0\n\
+             fi\n"
+        )
+    } else {
+        String::new()
+    };
     let script = format!(
         "d={d}\n[ -e \"$d\" ] || exit 3\n[ -d \"$d\" ] || exit 4\ncd -- \"$d\" || exit 5\n\
-         exec find . -name .git -prune -o -type f{size} -print0\n",
+         {git}printf 'find\\0'\nexec find . -name .git -prune -o -type f{size} -print0\n",
         d = quote(dir.as_str())
     );
     let out = ctx
@@ -112,6 +148,9 @@ pub(crate) async fn list_files(
     let mut names: Vec<&[u8]> = out.stdout.split(|b| *b == 0).collect();
     // The piece after the last NUL is empty, or a name cut by the cap.
     names.pop();
+    if !names.is_empty() {
+        listing.respects_gitignore = names.remove(0) == b"git";
+    }
     for name in names {
         let name = name.strip_prefix(b"./").unwrap_or(name);
         match std::str::from_utf8(name) {

@@ -3,7 +3,8 @@
 //! One `find` on the host lists the files (see the `files` module), and the pattern is
 //! matched here with `globset`, so the semantics are identical on every backend:
 //! `*`, `?` and `[...]` stay within one path component, `**` crosses directories,
-//! `{a,b}` alternates. `.git` directories are skipped.
+//! `{a,b}` alternates. `.git` directories are skipped, and inside a git work tree so
+//! are the files git ignores (as ripgrep and fd do), unless that leaves nothing.
 
 use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,10 @@ use super::text::display_name;
 use super::ToolContext;
 use crate::error::{Error, Result};
 use crate::path::RemotePath;
+
+/// Said when nothing matched in a git work tree, where ignored files are not listed.
+pub(crate) const IGNORED_NOTE: &str =
+    "files ignored by git (.gitignore) were not searched; use bash with find or grep to include them";
 
 /// Results returned at most.
 pub const GLOB_MAX_RESULTS: usize = 1000;
@@ -169,6 +174,9 @@ pub async fn glob(ctx: &ToolContext, input: GlobInput) -> Result<GlobOutput> {
     }
     if let Some(w) = listing.warnings {
         notes.push(format!("find reported: {w}"));
+    }
+    if files.is_empty() && listing.respects_gitignore {
+        notes.push(IGNORED_NOTE.into());
     }
     Ok(GlobOutput {
         base: base.as_str().to_owned(),

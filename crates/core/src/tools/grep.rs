@@ -4,7 +4,8 @@
 //! host's grep, so the syntax and semantics are identical on every backend (GNU grep,
 //! busybox grep and BSD grep disagree on `-E`, `\b`, Unicode classes...). The files
 //! travel in two round trips whatever their number: one `find` lists them (files of
-//! 4 MiB or more are left out, `.git` is skipped), the optional `glob` filter is
+//! 4 MiB or more are left out, `.git` is skipped, and inside a git work tree so are
+//! the files git ignores, as ripgrep does), the optional `glob` filter is
 //! applied here, and one `tar` stream brings the contents (at most 64 MiB in total;
 //! see the `files` module). One file given as `path` is read directly.
 //!
@@ -16,7 +17,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::files::{fetch_files, list_files, ListResult};
-use super::glob::{matcher, output_base};
+use super::glob::{matcher, output_base, IGNORED_NOTE};
 use super::text::{display_name, has_nul_prefix, plural, truncate_line};
 use super::ToolContext;
 use crate::error::{Error, Result};
@@ -237,6 +238,9 @@ pub async fn grep(ctx: &ToolContext, input: GrepInput) -> Result<GrepOutput> {
             }
             if let Some(w) = listing.warnings {
                 notes.push(format!("find reported: {w}"));
+            }
+            if matches.is_empty() && listing.respects_gitignore {
+                notes.push(IGNORED_NOTE.into());
             }
             (base, outside)
         }

@@ -286,6 +286,13 @@ impl TestSshd {
         }
     }
 
+    /// Empties authorized_keys: the client's key is refused from now on.
+    pub fn revoke_client_key(&self) {
+        if let Err(e) = std::fs::write(self.dir.path().join("authorized_keys"), "") {
+            panic!("test sshd: {e}");
+        }
+    }
+
     /// Empties the client's known_hosts (the host key becomes unknown).
     pub fn forget_host_key(&self) {
         if let Err(e) = self.write_known_hosts(false) {

@@ -21,9 +21,13 @@ const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// The command line sent to the host: the login shell execs bash (keeping its pid, the
 /// session and process-group id sshd gave it), which prints `$$` on stderr first.
+///
+/// `--norc`: bash started by sshd reads `~/.bashrc` even when not interactive; the
+/// login shell already did (and exported what it set, PATH included), so the second
+/// read would only double the cost of a heavy rc file on every command.
 pub(crate) fn remote_command(script: &str) -> String {
     let inner = format!("printf '%s\\n' \"$$\" >&2\n{script}");
-    format!("exec bash -c {}", quote::quote(&inner))
+    format!("exec bash --norc --noprofile -c {}", quote::quote(&inner))
 }
 
 pub(crate) enum OpenError {

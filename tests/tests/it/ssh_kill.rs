@@ -1,0 +1,91 @@
+//! Timeouts and cancellation kill the whole process group on the host.
+
+use std::time::{Duration, Instant};
+
+use cmux_core::{ExecRequest, ExitStatus, Runtime, RuntimeExt};
+use cmux_integration_tests::sshd::TestSshd;
+use tokio_util::sync::CancellationToken;
+
+fn alive(pid: i32) -> bool {
+    // The "host" is this machine: /proc shows the remote processes (zombies count as gone).
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+async fn wait_gone(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+fn read_pid(path: &std::path::Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "pid file never written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn timeout_kills_background_children_on_the_host() {
+    let sshd = TestSshd::start();
+    let rt = sshd.runtime();
+    let pidfile = sshd.scratch().join("bg.pid");
+    let script = format!("sleep 300 & echo $! > {}; sleep 300", pidfile.display());
+    let out = rt
+        .output(
+            ExecRequest::script(script).timeout(Duration::from_secs(1)),
+            1 << 20,
+        )
+        .await
+        .expect("runs");
+    assert_eq!(out.status, ExitStatus::TimedOut);
+    let bg = read_pid(&pidfile);
+    assert!(
+        wait_gone(bg).await,
+        "background sleep {bg} survived the timeout"
+    );
+    // The runtime is still usable afterwards.
+    let out = rt
+        .output(ExecRequest::script("echo ok"), 1024)
+        .await
+        .expect("runs");
+    assert_eq!(out.stdout, b"ok\n");
+}
+
+#[tokio::test]
+async fn cancel_kills_the_group() {
+    let sshd = TestSshd::start();
+    let rt = sshd.runtime();
+    let pidfile = sshd.scratch().join("bg.pid");
+    let token = CancellationToken::new();
+    let mut p = rt
+        .exec(
+            ExecRequest::script(format!("sleep 300 & echo $! > {}; wait", pidfile.display()))
+                .cancel_token(token.clone()),
+        )
+        .await
+        .expect("starts");
+    let bg = read_pid(&pidfile);
+    token.cancel();
+    assert_eq!(p.wait().await.expect("waits"), ExitStatus::Cancelled);
+    assert!(
+        wait_gone(bg).await,
+        "background sleep {bg} survived the cancel"
+    );
+}

@@ -290,12 +290,13 @@ impl Store {
     }
 
     /// Runs `f` on the state under the lock and saves it.
+    /// Saved even when `f` fails: a failed build is recorded, as on a real server.
     fn update<T>(&self, f: impl FnOnce(&mut Value) -> Result<T, Failure>) -> Result<T, Failure> {
         let _lock = self.lock()?;
         let mut state = self.load()?;
-        let out = f(&mut state)?;
+        let out = f(&mut state);
         self.save(&state)?;
-        Ok(out)
+        out
     }
 
     fn read(&self) -> Result<Value, Failure> {
@@ -1254,7 +1255,8 @@ fn cmd_config_ssh(globals: &Globals, args: Vec<String>) -> Outcome {
     let skip_proxy = p.flag("--skip-proxy-command");
 
     let mut body = String::new();
-    let legacy = std::env::var("FAKE_CODER_CONFIG_STYLE").is_ok_and(|v| v == "legacy");
+    let legacy = std::env::var("FAKE_CODER_CONFIG_STYLE").is_ok_and(|v| v == "legacy")
+        || str_of(&state, "config_style") == "legacy";
     if legacy || opts.no_wildcard {
         // One stanza per workspace (and per agent), workspace name baked in.
         let mut hosts: Vec<String> = Vec::new();

@@ -1,5 +1,21 @@
 //! `cmux`: workspaces for AI coding agents, on this machine, over SSH, or on Coder.
 
+/// `println!` that ignores a closed stdout (`cmux list | head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr instead of panicking.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 mod backends;
 mod commands;
@@ -28,7 +44,7 @@ fn main() {
             Ok(code) => code,
             Err(err) => {
                 tracing::debug!(error = ?err, "command failed");
-                eprintln!("cmux: error: {}", error::one_line(&err));
+                err!("cmux: error: {}", error::one_line(&err));
                 error::exit_code(&err)
             }
         }

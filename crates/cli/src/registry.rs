@@ -245,6 +245,8 @@ impl Registry {
     /// Reads workspace `name`: a one-line error for an unknown name or a corrupt file
     /// (naming the file).
     pub fn load(&self, name: &str) -> Result<Record> {
+        // Names become file names: refuse `../x` before touching the disk.
+        cmux_core::workspace::validate_name(name)?;
         let file = self.file_of(name);
         let bytes = match std::fs::read(&file) {
             Ok(bytes) => bytes,

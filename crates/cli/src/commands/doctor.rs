@@ -18,7 +18,7 @@ impl Report {
         if !ok {
             self.failed += 1;
         }
-        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+        out!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
     }
 }
 

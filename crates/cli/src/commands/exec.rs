@@ -70,11 +70,11 @@ pub async fn run(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
     })
     .await;
     match status {
-        ExitStatus::TimedOut => eprintln!(
+        ExitStatus::TimedOut => err!(
             "cmux: command timed out after {}s; its process group was killed",
             args.timeout.unwrap_or_default()
         ),
-        ExitStatus::Cancelled => eprintln!("cmux: interrupted; the command was killed"),
+        ExitStatus::Cancelled => err!("cmux: interrupted; the command was killed"),
         _ => {}
     }
     Ok(status.shell_code())

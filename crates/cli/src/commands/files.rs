@@ -72,7 +72,7 @@ pub async fn edit(ctx: &Ctx, args: EditArgs) -> Result<i32> {
         },
     )
     .await?;
-    eprintln!("cmux: {}", out.to_text().trim_end());
+    err!("cmux: {}", out.to_text().trim_end());
     Ok(0)
 }
 
@@ -88,10 +88,10 @@ pub async fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
     )
     .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        out!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let text = out.to_text();
-        println!("{}", text.trim_end());
+        out!("{}", text.trim_end());
     }
     Ok(0)
 }

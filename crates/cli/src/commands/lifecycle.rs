@@ -30,14 +30,14 @@ fn project_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
 
 fn print_record(record: &Record, json: bool, verb: &str) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(record)?);
+        out!("{}", serde_json::to_string_pretty(record)?);
     } else {
         let branch = match (&record.branch, record.in_place) {
             (_, true) => "in place".to_owned(),
             (Some(b), false) => format!("branch {b}"),
             (None, false) => "detached".to_owned(),
         };
-        println!(
+        out!(
             "{verb} workspace {} ({}, {branch}) at {}",
             record.name,
             record.backend.label(),
@@ -55,7 +55,7 @@ async fn run_init(lifecycle: &Lifecycle, record: &Record) -> Result<()> {
         .or_else(|e| {
             // The workspace exists and is usable: a hook that could not even start is
             // a warning, like a hook that failed.
-            eprintln!("cmux: warning: init hook not run: {e}");
+            err!("cmux: warning: init hook not run: {e}");
             Ok(())
         })
 }
@@ -102,7 +102,7 @@ pub async fn new(ctx: &Ctx, args: NewArgs) -> Result<i32> {
 pub async fn rm(ctx: &Ctx, args: &RmArgs) -> Result<i32> {
     validate_name(&args.name)?;
     if !ctx.registry.exists(&args.name) {
-        eprintln!(
+        err!(
             "cmux: no workspace named {:?}: nothing to remove",
             args.name
         );
@@ -120,11 +120,11 @@ pub async fn rm(ctx: &Ctx, args: &RmArgs) -> Result<i32> {
         DeleteOutcome::KeptInPlace => format!("in place: {} kept", record.path),
     };
     match &record.branch {
-        Some(branch) if !record.in_place => println!(
+        Some(branch) if !record.in_place => out!(
             "removed workspace {} ({note}; branch {branch} kept)",
             record.name
         ),
-        _ => println!("removed workspace {} ({note})", record.name),
+        _ => out!("removed workspace {} ({note})", record.name),
     }
     Ok(0)
 }

@@ -10,14 +10,14 @@ use crate::registry::State;
 pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
     let (records, bad) = ctx.registry.list()?;
     for entry in &bad {
-        eprintln!("cmux: warning: {}", entry.error);
+        err!("cmux: warning: {}", entry.error);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
+        out!("{}", serde_json::to_string_pretty(&records)?);
         return Ok(0);
     }
     if records.is_empty() {
-        eprintln!("cmux: no workspaces (create one with `cmux new <name>`)");
+        err!("cmux: no workspaces (create one with `cmux new <name>`)");
         return Ok(0);
     }
     let rows: Vec<[String; 4]> = records
@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
         }
     }
     for row in std::iter::once(&header).chain(rows.iter()) {
-        println!(
+        out!(
             "{:<w0$}  {:<w1$}  {:<w2$}  {}",
             row[0],
             row[1],

@@ -9,5 +9,7 @@ mod conformance_local;
 mod ssh_concurrency;
 mod ssh_kill;
 mod mcp_ssh;
+mod coder_backend;
+mod coder_conformance;
 mod ssh_config;
 mod ssh_safety;

@@ -405,3 +405,33 @@ async fn progress_defaults_and_options_are_usable() {
     assert_eq!(opts.start_timeout, Duration::from_secs(600));
     assert!(CoderRuntime::new("bad name", opts).is_err());
 }
+
+/// A later CLI call on a warm workspace (live ControlMaster) makes no Coder API call:
+/// it works even when the deployment is unreachable.
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_workspace_needs_no_coder_api_call() {
+    let (sshd, fake) = setup();
+    fake.config_ssh(&sshd, &[]);
+    let (opts, _) = fake.options();
+    let first = CoderRuntime::new("dev", opts.clone()).expect("runtime");
+    assert_eq!(echo(&first, "cold").await, "cold");
+    fake.update(|s| s["api_unreachable"] = true.into());
+    let later = CoderRuntime::new("dev", opts).expect("runtime");
+    assert_eq!(echo(&later, "warm").await, "warm");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_agent_is_refused_with_the_agent_list() {
+    let (sshd, fake) = setup();
+    fake.config_ssh(&sshd, &[]);
+    fake.set_status("dev", "running");
+    let (opts, _) = fake.options();
+    let rt = CoderRuntime::new("dev.nope", opts).expect("runtime");
+    let text = rt
+        .ensure_ready()
+        .await
+        .expect_err("unknown agent")
+        .to_string();
+    assert!(text.contains("no agent \"nope\""), "{text}");
+    assert!(text.contains("main"), "{text}");
+}

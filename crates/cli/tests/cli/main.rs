@@ -174,7 +174,10 @@ fn error_messages_are_one_line_with_the_fix() {
         ("invalid name (slash)", vec!["new", "a/b"]),
         ("ssh not supported yet", vec!["new", "w", "--ssh", "host"]),
         ("coder not supported yet", vec!["new", "w", "--coder", "ws"]),
-        ("doctor --ssh not supported yet", vec!["doctor", "--ssh", "host"]),
+        (
+            "doctor --ssh not supported yet",
+            vec!["doctor", "--ssh", "host"],
+        ),
         (
             "unknown revision",
             vec!["new", "w", "--from", "no-such-ref"],
@@ -524,4 +527,44 @@ fn doctor_checks_prerequisites_and_a_workspace() {
     let out = env.run(&["doctor", "w"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("FAIL directory"), "{}", stdout(&out));
+}
+
+#[test]
+fn killed_cmux_never_leaves_a_corrupt_registry() {
+    let env = Env::new();
+    let mut children: Vec<_> = (0..20)
+        .map(|i| {
+            env.command(&["new", &format!("k{i}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cmux starts")
+        })
+        .collect();
+    // Kill them at staggered moments: before, during and after their registry writes.
+    for (i, child) in children.iter_mut().enumerate() {
+        std::thread::sleep(std::time::Duration::from_millis(3 * i as u64));
+        let _ = child.kill();
+    }
+    for mut child in children {
+        let _ = child.wait();
+    }
+    let list = env.run(&["list", "--json"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(
+        !stderr(&list).contains("corrupt"),
+        "no corrupt entry: {}",
+        stderr(&list)
+    );
+    let records: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    // Whatever was left (ready or interrupted while creating) can be removed and
+    // created again.
+    for record in records.as_array().expect("array") {
+        let name = record["name"].as_str().expect("name");
+        env.ok(&["rm", name, "--force"]);
+    }
+    assert_eq!(env.ok(&["list", "--json"]).trim(), "[]");
+    for i in 0..20 {
+        env.ok(&["new", &format!("k{i}")]);
+    }
 }

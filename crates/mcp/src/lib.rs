@@ -42,11 +42,14 @@ use cmux_core::{Error, Result};
 use rmcp::service::QuitReason;
 use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
 
 pub use server::WorkspaceServer;
 
 /// How long the last responses may take to reach the client after the input ended.
 const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long cancelled calls may take to kill their commands when the server stops.
+const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Serves the workspace `ctx` over MCP on this process's stdin and stdout until the
 /// client closes stdin.
@@ -56,7 +59,9 @@ const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 /// into (or read from) the JSON-RPC stream.
 pub async fn serve_stdio(ctx: ToolContext) -> Result<()> {
     let (reader, writer) = stdio::take_protocol_streams()?;
-    serve(ctx, reader, writer).await
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signals(shutdown.clone()));
+    serve_until(ctx, reader, writer, shutdown).await
 }
 
 /// Serves the workspace `ctx` over MCP on `reader` / `writer` (newline-delimited
@@ -67,7 +72,27 @@ pub async fn serve_stdio(ctx: ToolContext) -> Result<()> {
 /// The runtime is readied in the background so a slow connect does not delay the
 /// handshake; a host that is down makes calls fail with `isError` results until it is
 /// back, it does not stop the server.
+///
+/// When the input ends, calls still running get a few seconds to answer; then their
+/// commands are killed, and this returns once they are (no command outlives the
+/// server).
 pub async fn serve<R, W>(ctx: ToolContext, reader: R, writer: W) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    serve_until(ctx, reader, writer, CancellationToken::new()).await
+}
+
+/// [`serve`], stopping early when `shutdown` is cancelled: running commands are killed
+/// and this returns once they are. [`serve_stdio`] cancels it on SIGINT, SIGTERM and
+/// SIGHUP, so a client that kills its server leaves no command running on the host.
+pub async fn serve_until<R, W>(
+    ctx: ToolContext,
+    reader: R,
+    writer: W,
+    shutdown: CancellationToken,
+) -> Result<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -80,17 +105,28 @@ where
     });
     tracing::info!(host = ctx.host(), root = %ctx.root, "serving MCP");
     let screened = screen::screen(reader, writer);
-    let running = WorkspaceServer::new(ctx)
-        .serve((screened.to_rmcp, screened.from_rmcp))
+    let server = WorkspaceServer::new(ctx);
+    let calls = server.calls();
+    let running = match server
+        .serve_with_ct((screened.to_rmcp, screened.from_rmcp), shutdown.clone())
         .await
-        .map_err(|e| {
-            Error::backend(
+    {
+        Ok(running) => running,
+        Err(_) if shutdown.is_cancelled() => return Ok(()),
+        Err(e) => {
+            return Err(Error::backend(
                 "mcp",
                 format!("the MCP client did not complete the handshake: {e}"),
-            )
-        })?;
+            ))
+        }
+    };
     let quit = running.waiting().await;
-    // rmcp has closed its output: let the last responses reach the client.
+    // rmcp has cancelled the calls still running: wait until their commands are
+    // killed, and let the last responses reach the client.
+    calls.close();
+    if tokio::time::timeout(KILL_WAIT, calls.wait()).await.is_err() {
+        tracing::warn!("some tool calls did not stop in time");
+    }
     if tokio::time::timeout(OUTPUT_DRAIN, screened.output)
         .await
         .is_err()
@@ -103,8 +139,44 @@ where
             format!("the MCP server task failed: {e}"),
         )),
         Ok(reason) => {
-            tracing::info!(?reason, "MCP client disconnected");
+            tracing::info!(?reason, "MCP server stopped");
             Ok(())
         }
     }
+}
+
+/// Cancels `shutdown` on the first SIGINT, SIGTERM or SIGHUP.
+async fn cancel_on_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut streams = Vec::new();
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
+        match signal(kind) {
+            Ok(stream) => streams.push(stream),
+            Err(e) => tracing::warn!(error = %e, "cannot watch a termination signal"),
+        }
+    }
+    if streams.is_empty() {
+        return;
+    }
+    let any = any_signal(&mut streams);
+    any.await;
+    tracing::info!("termination signal: stopping the MCP server");
+    shutdown.cancel();
+}
+
+/// Resolves when any of `streams` delivers a signal.
+async fn any_signal(streams: &mut [tokio::signal::unix::Signal]) {
+    std::future::poll_fn(|cx| {
+        for stream in streams.iter_mut() {
+            if stream.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }

@@ -18,6 +18,7 @@ use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::args::{
     BashArgs, EditFileArgs, GlobArgs, GrepArgs, ListDirArgs, ReadFileArgs, WriteFileArgs,
@@ -29,6 +30,7 @@ use crate::args::{
 pub struct WorkspaceServer {
     ctx: ToolContext,
     tools: Arc<Vec<Tool>>,
+    calls: TaskTracker,
 }
 
 impl WorkspaceServer {
@@ -37,7 +39,14 @@ impl WorkspaceServer {
         WorkspaceServer {
             ctx,
             tools: Arc::new(tool_list()),
+            calls: TaskTracker::new(),
         }
+    }
+
+    /// Tracks the calls in flight, so a stopping server can wait for their commands
+    /// to be killed.
+    pub(crate) fn calls(&self) -> TaskTracker {
+        self.calls.clone()
     }
 
     /// The tools this server lists, in order.
@@ -258,7 +267,8 @@ impl ServerHandler for WorkspaceServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
-        self.call(&request.name, arguments, context.ct)
+        self.calls
+            .track_future(self.call(&request.name, arguments, context.ct))
             .await
             .map(CallToolResponse::from)
     }

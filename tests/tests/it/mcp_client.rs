@@ -70,6 +70,12 @@ impl McpClient {
         w.flush().await.expect("flush to server");
     }
 
+    /// Closes the server's input (end of file), as a client does when it exits.
+    pub async fn close(&self) {
+        let mut w = self.writer.lock().await;
+        w.shutdown().await.expect("close the server's input");
+    }
+
     /// Sends a request; returns its id and a receiver for the whole response message.
     pub async fn start(&self, method: &str, params: Value) -> (u64, oneshot::Receiver<Value>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

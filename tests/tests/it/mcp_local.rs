@@ -11,6 +11,8 @@ use cmux_backend_local::LocalRuntime;
 use cmux_core::tools::ToolContext;
 use cmux_core::RemotePath;
 use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::mcp_client::{wait, McpClient};
 
@@ -27,13 +29,7 @@ pub struct Local {
 
 impl Local {
     pub async fn start() -> Self {
-        let home = tempfile::tempdir().expect("temp home");
-        let ws = home.path().join("ws");
-        std::fs::create_dir(&ws).expect("workspace dir");
-        let runtime =
-            LocalRuntime::with_home(home.path().to_str().expect("utf-8 temp path")).expect("rt");
-        let root = RemotePath::new(ws.to_str().expect("utf-8 temp path")).expect("root");
-        let ctx = ToolContext::new(Arc::new(runtime), root);
+        let (home, ws, ctx) = local_ctx();
         let client = connect(ctx);
         let init = client.initialize().await;
         Local {
@@ -47,15 +43,35 @@ impl Local {
 
 /// Serves `ctx` in this process over a duplex pipe; returns the client end.
 pub fn connect(ctx: ToolContext) -> McpClient {
+    connect_until(ctx, CancellationToken::new()).0
+}
+
+/// [`connect`] with a shutdown token; also returns the server task.
+pub fn connect_until(
+    ctx: ToolContext,
+    shutdown: CancellationToken,
+) -> (McpClient, JoinHandle<cmux_core::Result<()>>) {
     let (client_io, server_io) = tokio::io::duplex(1 << 16);
     let (server_read, server_write) = tokio::io::split(server_io);
-    tokio::spawn(async move {
-        if let Err(e) = cmux_mcp::serve(ctx, server_read, server_write).await {
-            eprintln!("MCP server ended with an error: {e}");
-        }
-    });
+    let server = tokio::spawn(cmux_mcp::serve_until(
+        ctx,
+        server_read,
+        server_write,
+        shutdown,
+    ));
     let (client_read, client_write) = tokio::io::split(client_io);
-    McpClient::new(client_read, client_write)
+    (McpClient::new(client_read, client_write), server)
+}
+
+/// A local workspace context on a fresh temp home; returns (home, workspace, ctx).
+pub fn local_ctx() -> (tempfile::TempDir, PathBuf, ToolContext) {
+    let home = tempfile::tempdir().expect("temp home");
+    let ws = home.path().join("ws");
+    std::fs::create_dir(&ws).expect("workspace dir");
+    let runtime =
+        LocalRuntime::with_home(home.path().to_str().expect("utf-8 temp path")).expect("rt");
+    let root = RemotePath::new(ws.to_str().expect("utf-8 temp path")).expect("root");
+    (home, ws, ToolContext::new(Arc::new(runtime), root))
 }
 
 /// The tools and their required arguments, as the issue specifies them.
@@ -376,7 +392,7 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-async fn wait_for_file(path: &Path) -> String {
+pub async fn wait_for_file(path: &Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
@@ -396,23 +412,7 @@ async fn wait_for_file(path: &Path) -> String {
 /// Cancels a running `bash` call and waits until its processes are gone; `ws` is the
 /// workspace as a path on this machine (where the pid files appear).
 pub async fn exercise_cancellation(client: &McpClient, ws: &Path) {
-    let (id, rx) = client
-        .start_call(
-            "bash",
-            json!({"command": "sleep 30 & echo $! > sleep.pid; echo $$ > bash.pid; wait"}),
-        )
-        .await;
-    let sleep_pid: u32 = wait_for_file(&ws.join("sleep.pid"))
-        .await
-        .trim()
-        .parse()
-        .expect("pid");
-    let bash_pid: u32 = wait_for_file(&ws.join("bash.pid"))
-        .await
-        .trim()
-        .parse()
-        .expect("pid");
-    assert!(alive(sleep_pid) && alive(bash_pid));
+    let (id, rx, [sleep_pid, bash_pid]) = start_sleeper(client, ws).await;
 
     client
         .notify(
@@ -441,6 +441,67 @@ pub async fn exercise_cancellation(client: &McpClient, ws: &Path) {
 async fn cancellation_kills_the_command() {
     let s = Local::start().await;
     exercise_cancellation(&s.client, &s.ws).await;
+}
+
+/// Starts a `bash` call running `sleep 30` in the background of its shell; returns
+/// the request id, its response receiver, and the pids of the sleep and the shell
+/// once both are running.
+pub async fn start_sleeper(
+    client: &McpClient,
+    ws: &Path,
+) -> (u64, tokio::sync::oneshot::Receiver<Value>, [u32; 2]) {
+    let (id, rx) = client
+        .start_call(
+            "bash",
+            json!({"command": "sleep 30 & echo $! > sleep.pid; echo $$ > bash.pid; wait"}),
+        )
+        .await;
+    let mut pids = [0u32; 2];
+    for (pid, file) in pids.iter_mut().zip(["sleep.pid", "bash.pid"]) {
+        *pid = wait_for_file(&ws.join(file))
+            .await
+            .trim()
+            .parse()
+            .expect("pid");
+        assert!(alive(*pid), "{file}");
+    }
+    (id, rx, pids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_kills_running_commands() {
+    let (_home, ws, ctx) = local_ctx();
+    let shutdown = CancellationToken::new();
+    let (client, server) = connect_until(ctx, shutdown.clone());
+    client.initialize().await;
+    let (_, _rx, pids) = start_sleeper(&client, &ws).await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("the server stops")
+        .expect("server task")
+        .expect("a clean stop");
+    // The server returns only once the commands are killed: no polling needed.
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} outlived the server");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn end_of_input_kills_running_commands() {
+    let (_home, ws, ctx) = local_ctx();
+    let (client, server) = connect_until(ctx, CancellationToken::new());
+    client.initialize().await;
+    let (_, _rx, pids) = start_sleeper(&client, &ws).await;
+    client.close().await;
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("the server stops at end of input")
+        .expect("server task")
+        .expect("a clean stop");
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} outlived the server");
+    }
 }
 
 /// `timeout_secs` = 1 on `sleep 30`: the result says it timed out.

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::mcp_client::McpClient;
 use crate::mcp_local::{
-    assert_tool_list, connect, exercise_cancellation, exercise_every_tool, exercise_failures,
-    exercise_timeout, parallel_sleeps,
+    alive, assert_tool_list, connect, connect_until, exercise_cancellation, exercise_every_tool,
+    exercise_failures, exercise_timeout, parallel_sleeps, start_sleeper,
 };
 
 /// A server on a fresh workspace dir on the test sshd (which is this machine, so the
@@ -53,6 +53,27 @@ async fn parallel_cancel_and_timeout_over_ssh() {
     exercise_cancellation(&s.client, &s.ws).await;
     let elapsed = exercise_timeout(&s.client).await;
     eprintln!("mcp ssh: sleep 30 with timeout_secs=1 returned after {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn end_of_input_kills_running_commands_over_ssh() {
+    let sshd = TestSshd::start();
+    let ws = sshd.scratch().join("ws");
+    std::fs::create_dir_all(&ws).expect("workspace dir");
+    let root = RemotePath::new(ws.to_str().expect("utf-8 path")).expect("root");
+    let ctx = ToolContext::new(Arc::new(sshd.runtime()), root);
+    let (client, server) = connect_until(ctx, tokio_util::sync::CancellationToken::new());
+    client.initialize().await;
+    let (_, _rx, pids) = start_sleeper(&client, &ws).await;
+    client.close().await;
+    tokio::time::timeout(std::time::Duration::from_secs(30), server)
+        .await
+        .expect("the server stops at end of input")
+        .expect("server task")
+        .expect("a clean stop");
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} outlived the server");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -435,3 +435,76 @@ async fn unknown_agent_is_refused_with_the_agent_list() {
     assert!(text.contains("no agent \"nope\""), "{text}");
     assert!(text.contains("main"), "{text}");
 }
+
+/// The fake writes the block of Coder ≥ 2.22 byte for byte (reference §1.2), rewrites
+/// it in place on a re-run, and keeps the user's content around it.
+#[test]
+fn fake_config_ssh_writes_the_reference_block() {
+    let sshd = TestSshd::start();
+    let fake = FakeCoder::new(BIN, &sshd, "dev");
+    fake.append_ssh_config("Host mine\n\tUser me\n");
+    let file = fake.ssh_config().display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "config-ssh",
+            "-y",
+            "--ssh-config-file",
+            &file,
+            "--coder-binary-path",
+            "/usr/local/bin/coder",
+        ];
+        args.extend(extra);
+        let out = fake.run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = run(&[]);
+    assert!(said.starts_with(&format!("Updated {file:?}\n")), "{said}");
+    let cfg = fake.config_dir().display().to_string();
+    let expected = format!(
+        "Host mine\n\tUser me\n\n\
+# ------------START-CODER-----------\n\
+# This section is managed by coder. DO NOT EDIT.\n\
+#\n\
+# You should not hand-edit this section unless you are removing it, all\n\
+# changes will be lost when running \"coder config-ssh\".\n\
+#\n\
+Host coder.*\n\
+\tConnectTimeout=0\n\
+\tStrictHostKeyChecking=no\n\
+\tUserKnownHostsFile=/dev/null\n\
+\tLogLevel ERROR\n\
+\tProxyCommand /usr/local/bin/coder --global-config {cfg} ssh --stdio --ssh-host-prefix coder. %h\n\
+\n\
+Host *.coder\n\
+\tConnectTimeout=0\n\
+\tStrictHostKeyChecking=no\n\
+\tUserKnownHostsFile=/dev/null\n\
+\tLogLevel ERROR\n\
+\n\
+Match host *.coder !exec \"/usr/local/bin/coder connect exists %h\"\n\
+\tProxyCommand /usr/local/bin/coder --global-config {cfg} ssh --stdio --hostname-suffix coder %h\n\
+# ------------END-CODER------------\n"
+    );
+    let written = std::fs::read_to_string(fake.ssh_config()).expect("config");
+    assert_eq!(written, expected);
+
+    // Re-run: nothing to do. Content added after the section stays after it.
+    assert_eq!(run(&[]), "No changes to make.\n");
+    fake.append_ssh_config("Host later\n\tUser you\n");
+    run(&["-o", "ForwardAgent=no"]);
+    let written = std::fs::read_to_string(fake.ssh_config()).expect("config");
+    assert!(
+        written.starts_with("Host mine\n\tUser me\n\n# ------------START-CODER"),
+        "{written}"
+    );
+    assert!(
+        written.ends_with("# ------------END-CODER------------\nHost later\n\tUser you\n"),
+        "{written}"
+    );
+    assert!(written.contains("#\n# Last config-ssh options:\n# :ssh-option=ForwardAgent=no\n#\nHost coder.*\n\tForwardAgent=no\n"), "{written}");
+}

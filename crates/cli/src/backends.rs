@@ -88,6 +88,27 @@ pub async fn source_for(
     }
 }
 
+/// One line of `cmux doctor`.
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// Passed.
+    pub ok: bool,
+    /// What was checked (`ssh config`, `connection`...).
+    pub what: String,
+    /// What was found, or what is wrong and how to fix it.
+    pub detail: String,
+}
+
+/// Backend-specific checks for `cmux doctor <name>` and `cmux doctor --ssh HOST`
+/// (what ssh resolved, the connection, the host's tools...), printed before the
+/// generic ones. Local: none (`cmux doctor` checks this machine).
+pub async fn backend_checks(backend: &BackendConfig, _home: &CmuxHome) -> Result<Vec<Check>> {
+    match backend {
+        BackendConfig::Local => Ok(Vec::new()),
+        other => Err(not_supported(other)),
+    }
+}
+
 /// The workspace lifecycle for `backend`, serialized per project by lock files under
 /// `$CMUX_HOME/locks`.
 pub async fn lifecycle_for(backend: &BackendConfig, home: &CmuxHome) -> Result<Lifecycle> {

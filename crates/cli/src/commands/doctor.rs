@@ -32,9 +32,11 @@ pub async fn run(args: &DoctorArgs) -> Result<i32> {
         };
         let backend = backends::backend_from_flags(&flags)?;
         let home = CmuxHome::from_env()?;
-        // Wired by the SSH backend; until then this answers "not supported yet".
-        backends::runtime_for(&backend, &home).await?;
-        return Ok(0);
+        let mut report = Report { failed: 0 };
+        for check in backends::backend_checks(&backend, &home).await? {
+            report.line(check.ok, &check.what, &check.detail);
+        }
+        return Ok(if report.failed == 0 { 0 } else { 1 });
     }
     if args.accept_new_host_key {
         return Err(CliError::usage(
@@ -112,6 +114,17 @@ async fn workspace(report: &mut Report, name: &str) -> Result<()> {
             record.project.display()
         ),
     );
+    match backends::backend_checks(&record.backend, &ctx.home).await {
+        Ok(checks) => {
+            for check in checks {
+                report.line(check.ok, &check.what, &check.detail);
+            }
+        }
+        Err(e) => {
+            report.line(false, "backend", &format!("{e:#}"));
+            return Ok(());
+        }
+    }
     let lifecycle = match backends::lifecycle_for(&record.backend, &ctx.home).await {
         Ok(l) => l,
         Err(e) => {

@@ -13,3 +13,4 @@ mod coder_backend;
 mod coder_conformance;
 mod ssh_config;
 mod ssh_safety;
+mod mcp_sdk_client;

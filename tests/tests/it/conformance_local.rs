@@ -23,6 +23,27 @@ async fn whole_suite_report() {
     report.assert_passed();
 }
 
+/// `Harness::in_runtime`: the scratch directory made by the runtime (mktemp), removed
+/// by the suite after a passing case.
+#[tokio::test(flavor = "multi_thread")]
+async fn harness_in_runtime() {
+    let runtime: cmux_core::SharedRuntime = Arc::new(LocalRuntime::new().expect("runtime"));
+    let harness = Harness::in_runtime(runtime.clone()).await;
+    let scratch = harness.scratch.clone();
+    assert!(runtime
+        .read_dir(&scratch)
+        .await
+        .expect("scratch")
+        .is_empty());
+    let case = testkit::case("odd_names").expect("case");
+    let result = case.run(harness).await;
+    assert_eq!(result.status, testkit::CaseStatus::Passed);
+    assert!(
+        runtime.stat(&scratch).await.is_err(),
+        "scratch {scratch:?} removed after a passing case"
+    );
+}
+
 macro_rules! cases {
     ($($name:ident),* $(,)?) => {
         $(

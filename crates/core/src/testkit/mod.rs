@@ -22,6 +22,11 @@
 //!     testkit::conformance(harness).await.assert_passed();
 //! }
 //!
+//! // A remote backend can let the suite make its scratch directories with mktemp:
+//! async fn remote_harness() -> Harness {
+//!     Harness::in_runtime(my_runtime()).await
+//! }
+//!
 //! // Or one test per case, for finer reports:
 //! #[tokio::test(flavor = "multi_thread")]
 //! async fn timeout_kills_group() {
@@ -48,7 +53,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::path::RemotePath;
-use crate::runtime::SharedRuntime;
+use crate::runtime::{RuntimeExt, SharedRuntime};
 use crate::tools::ToolContext;
 
 /// What one case runs on: a runtime and an empty scratch directory inside it.
@@ -78,6 +83,35 @@ impl Harness {
             scratch,
             keep_alive: Vec::new(),
         }
+    }
+
+    /// A harness whose scratch directory is made inside the runtime itself with
+    /// `mktemp -d` (under `$TMPDIR` or `/tmp`): the easy choice for a remote backend.
+    /// The suite removes it after a case that passed; a failed case keeps it.
+    pub async fn in_runtime(runtime: SharedRuntime) -> Harness {
+        let out = runtime
+            .output(
+                crate::ExecRequest::script(
+                    "mktemp -d \"${TMPDIR:-/tmp}/cmux-conformance.XXXXXXXX\"",
+                )
+                .timeout(Duration::from_secs(60)),
+                4096,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("creating a scratch directory with mktemp failed: {e}"));
+        assert!(
+            out.status.success(),
+            "mktemp -d in the runtime failed ({}): {}",
+            out.status,
+            out.stderr_lossy()
+        );
+        let dir = out.stdout_lossy().trim_end_matches('\n').to_owned();
+        let scratch = RemotePath::new(dir).expect("mktemp printed a path");
+        assert!(
+            scratch.is_absolute(),
+            "mktemp printed a relative path: {scratch:?}"
+        );
+        Harness::new(runtime, scratch)
     }
 
     /// Keeps `guard` (a `TempDir`, a test server...) alive until the case is over.

@@ -186,10 +186,7 @@ impl Lifecycle {
         }
         let layout = self.source.layout(project).await?;
         if self.runtime.exists(&ws.path).await? {
-            return Err(Error::AlreadyExists {
-                host: self.runtime.host().to_owned(),
-                path: ws.path.clone(),
-            });
+            return Err(self.dir_taken(&ws.path));
         }
         let branch = ws.branch.clone().unwrap_or_else(|| name.to_owned());
         if project.has_uncommitted_changes().await? {
@@ -236,6 +233,13 @@ impl Lifecycle {
         }
         ws.branch = Some(branch);
         Ok(ws)
+    }
+
+    fn dir_taken(&self, path: &RemotePath) -> Error {
+        Error::invalid(format!(
+            "{}: {path} already exists (left over from an earlier workspace?): remove that directory or choose another name",
+            self.runtime.host()
+        ))
     }
 
     async fn resolve_commit(
@@ -373,10 +377,7 @@ impl Lifecycle {
             });
         }
         if self.runtime.exists(&renamed.path).await? {
-            return Err(Error::AlreadyExists {
-                host: self.runtime.host().to_owned(),
-                path: renamed.path.clone(),
-            });
+            return Err(self.dir_taken(&renamed.path));
         }
         let _lock = self.lock(&project).await?;
         let rename_branch = ws.branch.as_deref() == Some(ws.name.as_str());
@@ -429,10 +430,7 @@ impl Lifecycle {
             in_place: false,
         };
         if self.runtime.exists(&ws.path).await? {
-            return Err(Error::AlreadyExists {
-                host: self.runtime.host().to_owned(),
-                path: ws.path.clone(),
-            });
+            return Err(self.dir_taken(&ws.path));
         }
         let commit = self
             .git("git rev-parse", &source.path, &["rev-parse", "HEAD"])

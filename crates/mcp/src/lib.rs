@@ -13,13 +13,17 @@
 //!
 //! - Tool failures (a non-zero exit, a missing file, a non-matching edit, bad
 //!   arguments) are results with `isError: true` and a message the model can act on;
-//!   only an unknown tool name or a malformed request is a JSON-RPC error.
+//!   only an unknown tool name or a malformed message is a JSON-RPC error (`-32602`,
+//!   `-32601`, `-32600`, and `-32700` for a line that is not JSON).
 //! - Every `tools/call` runs in its own task: calls in flight proceed concurrently.
 //! - `notifications/cancelled` for a running `bash` call kills the command's whole
 //!   process group on the host.
 //! - The server holds one runtime (one connection) for its lifetime. A dropped
 //!   connection fails only the calls in flight; read-only and idempotent tools are
 //!   retried once after the runtime reconnects.
+//! - No command outlives the server: when the input ends (or [`serve_until`]'s token
+//!   is cancelled, on SIGINT/SIGTERM/SIGHUP for [`serve_stdio`]), calls still running
+//!   get a few seconds, then their commands are killed before the server returns.
 //! - Nothing but protocol goes to stdout: logs go through `tracing` (the binary
 //!   installs a stderr subscriber), and [`serve_stdio`] points the process's own
 //!   stdout at stderr so no stray print or child process can corrupt the stream.

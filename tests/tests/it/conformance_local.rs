@@ -101,4 +101,5 @@ cases!(
     tool_glob,
     tool_grep,
     tool_gitignore,
+    tool_call_json,
 );

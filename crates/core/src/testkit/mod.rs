@@ -342,6 +342,7 @@ suite! {
     tool_cases::tool_glob => "glob tool: ** and *, .git skipped, odd names, cap",
     tool_cases::tool_grep => "grep tool: path:line:text, glob filter, binary and .git skipped, cap",
     tool_cases::tool_gitignore => "glob and grep skip files git ignores inside a work tree",
+    tool_cases::tool_call_json => "tools called by name with JSON input (as over MCP), JSON output",
 }
 
 /// The case called `name`, if there is one.

@@ -658,3 +658,58 @@ pub(super) async fn tool_gitignore(h: Harness) -> Outcome {
     );
     Outcome::Passed
 }
+
+pub(super) async fn tool_call_json(h: Harness) -> Outcome {
+    use serde_json::json;
+    let ctx = h.tools();
+    let call = |name: &'static str, input: serde_json::Value| {
+        let ctx = ctx.clone();
+        async move { tools::call(&ctx, name, input).await }
+    };
+    let out = call("write_file", json!({"path": "j.txt", "content": "alpha\n"}))
+        .await
+        .expect("write_file from JSON");
+    assert!(out.to_text().contains("6 bytes"), "{}", out.to_text());
+    let out = call(
+        "read_file",
+        json!({"file_path": "j.txt", "offset": 1, "limit": 10}),
+    )
+    .await
+    .expect("read_file from JSON (file_path alias)");
+    assert_eq!(out.to_text(), "     1\talpha");
+    call(
+        "edit_file",
+        json!({"path": "j.txt", "old_string": "alpha", "new_string": "beta"}),
+    )
+    .await
+    .expect("edit_file from JSON (replace_all defaults to false)");
+    let out = call("bash", json!({"command": "cat j.txt", "timeout_secs": 30}))
+        .await
+        .expect("bash from JSON");
+    assert_eq!(out.to_text(), "beta\n[exit code 0]");
+    let out = call("list_dir", json!({}))
+        .await
+        .expect("list_dir from JSON");
+    assert!(out.to_text().contains("j.txt"), "{}", out.to_text());
+    let out = call("glob", json!({"pattern": "*.txt"}))
+        .await
+        .expect("glob from JSON");
+    assert_eq!(out.to_text(), "j.txt");
+    let out = call("grep", json!({"pattern": "be+ta", "glob": "*.txt"}))
+        .await
+        .expect("grep from JSON");
+    assert_eq!(out.to_text(), "j.txt:1:beta");
+    let json_out = serde_json::to_value(&out).expect("serialize");
+    assert_eq!(json_out["tool"], "grep", "{json_out}");
+    assert_eq!(json_out["output"]["matches"][0]["line"], 1, "{json_out}");
+    let (_, text) = err_text("an unknown tool", call("nope", json!({})).await);
+    assert!(text.contains("read_file"), "lists the tools: {text}");
+    let (_, text) = err_text("a missing field", call("read_file", json!({})).await);
+    assert!(text.contains("path"), "names the field: {text}");
+    let typed: ToolCall =
+        serde_json::from_value(json!({"tool": "bash", "input": {"command": "echo hi"}}))
+            .expect("ToolCall from JSON");
+    let out = typed.run(&ctx).await.expect("ToolCall::run");
+    assert_eq!(out.to_text(), "hi\n[exit code 0]");
+    Outcome::Passed
+}

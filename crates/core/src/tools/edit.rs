@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 /// Input of [`edit_file`].
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct EditFileInput {
-    /// The file, relative to the workspace or absolute.
+    /// The file, relative to the workspace or absolute (`file_path` is accepted too,
+    /// as models trained on other harnesses send it).
+    #[serde(alias = "file_path")]
     pub path: String,
     /// The exact text to replace (must occur once unless `replace_all`).
     pub old_string: String,

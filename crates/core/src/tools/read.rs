@@ -17,7 +17,9 @@ const MAX_LINE_CHARS: usize = 2000;
 /// Input of [`read_file`].
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ReadFileInput {
-    /// The file, relative to the workspace or absolute.
+    /// The file, relative to the workspace or absolute (`file_path` is accepted too,
+    /// as models trained on other harnesses send it).
+    #[serde(alias = "file_path")]
     pub path: String,
     /// 1-based number of the first line to show (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 /// Input of [`write_file`].
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct WriteFileInput {
-    /// The file, relative to the workspace or absolute.
+    /// The file, relative to the workspace or absolute (`file_path` is accepted too,
+    /// as models trained on other harnesses send it).
+    #[serde(alias = "file_path")]
     pub path: String,
     /// The whole new content.
     pub content: String,

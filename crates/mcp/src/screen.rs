@@ -4,7 +4,8 @@
 //! peers). JSON-RPC 2.0 asks for a `-32700` parse error, and a client or a human
 //! typing at `cmux mcp` learns more from an answer than from silence, so the input is
 //! screened here: lines that parse as JSON go on to rmcp, other lines get a parse
-//! error with a null id. Responses from rmcp and these errors are merged line by line
+//! error with a null id. A request larger than rmcp accepts (16 MiB), which rmcp would
+//! drop without a word, gets an error naming the limit. Responses from rmcp and these errors are merged line by line
 //! into the one output stream, so they never interleave.
 //!
 //! Cost: one extra copy of each message through an in-memory pipe and one JSON scan
@@ -68,6 +69,19 @@ async fn screen_input<R: AsyncRead + Unpin>(
         if body.is_empty() {
             continue;
         }
+        if body.len() > MAX_MESSAGE_BYTES {
+            // rmcp would drop it without an answer and the client would wait forever.
+            match serde_json::from_slice::<Envelope>(body) {
+                Ok(Envelope { id: Some(id), .. }) if !id.is_null() => {
+                    let _ = errors.send(too_large(id, body.len()));
+                }
+                Ok(_) => tracing::warn!(bytes = body.len(), "dropped an oversized notification"),
+                Err(e) => {
+                    let _ = errors.send(parse_error(&e));
+                }
+            }
+            continue;
+        }
         if let Err(e) = serde_json::from_slice::<IgnoredAny>(body) {
             tracing::debug!(error = %e, "unparsable MCP input line");
             let _ = errors.send(parse_error(&e));
@@ -80,18 +94,46 @@ async fn screen_input<R: AsyncRead + Unpin>(
     // Dropping `to_rmcp` is rmcp's end of input.
 }
 
+/// The largest message rmcp accepts.
+const MAX_MESSAGE_BYTES: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
+
+/// Just the id of a message (the rest is skipped).
+#[derive(serde::Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+}
+
+fn too_large(id: serde_json::Value, bytes: usize) -> Vec<u8> {
+    line(serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": -32600,
+            "message": format!(
+                "request too large: {bytes} bytes, the limit is {} MiB per message; send \
+                 large content in parts (e.g. write_file a first part, then append with bash)",
+                MAX_MESSAGE_BYTES >> 20
+            ),
+        }
+    }))
+}
+
+fn line(msg: serde_json::Value) -> Vec<u8> {
+    let mut bytes = msg.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
+}
+
 fn parse_error(e: &serde_json::Error) -> Vec<u8> {
-    let msg = serde_json::json!({
+    line(serde_json::json!({
         "jsonrpc": "2.0",
         "id": null,
         "error": {
             "code": -32700,
             "message": format!("Parse error: {e}: send one JSON-RPC message per line"),
         }
-    });
-    let mut bytes = msg.to_string().into_bytes();
-    bytes.push(b'\n');
-    bytes
+    }))
 }
 
 async fn merge_output<W: AsyncWrite + Unpin>(

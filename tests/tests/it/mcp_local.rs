@@ -337,6 +337,24 @@ async fn malformed_requests_get_json_rpc_errors() {
     let other = next_unsolicited(c).await;
     assert_eq!(other["error"]["code"], -32700, "{other}");
     assert!(other["id"].is_null(), "{other}");
+    // A request larger than the transport accepts is answered, not dropped.
+    let big = "x".repeat(17 << 20);
+    let resp = c
+        .request(
+            "tools/call",
+            json!({"name": "write_file", "arguments": {"path": "big.txt", "content": big}}),
+        )
+        .await;
+    assert_eq!(resp["error"]["code"], -32600, "{}", resp["error"]);
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("too large"),
+        "{}",
+        resp["error"]
+    );
+
     let resp = c.request("ping", json!({})).await;
     assert!(resp.get("result").is_some(), "{resp}");
     c.call("bash", json!({"command": "echo still here"}))

@@ -94,7 +94,11 @@ pub(crate) fn output_base(ctx: &ToolContext, dir: &RemotePath) -> (RemotePath, S
     let root = ctx.root.normalize();
     let dir = dir.normalize();
     if dir.starts_with(&root) {
-        let rest = dir.as_str()[root.as_str().len()..].trim_start_matches('/');
+        let rest = dir
+            .as_str()
+            .get(root.as_str().len()..)
+            .unwrap_or_default()
+            .trim_start_matches('/');
         let prefix = if rest.is_empty() {
             String::new()
         } else {

@@ -192,12 +192,10 @@ pub async fn grep(ctx: &ToolContext, input: GrepInput) -> Result<GrepOutput> {
                 });
             }
             let content = ctx.runtime.read_file(&dir).await?;
-            let shown = if outside {
-                dir.file_name().unwrap_or(dir.as_str()).to_owned()
-            } else {
-                dir.as_str()[base.as_str().len()..]
-                    .trim_start_matches('/')
-                    .to_owned()
+            let normalized = dir.normalize();
+            let shown = match normalized.as_str().get(base.as_str().len()..) {
+                Some(rest) if !outside => rest.trim_start_matches('/').to_owned(),
+                _ => dir.file_name().unwrap_or(dir.as_str()).to_owned(),
             };
             searched = 1;
             if !search(&re, &shown, &content, &mut matches) {

@@ -12,7 +12,8 @@
 //!
 //! Round trips (each costs ~1-3 ms over SSH): `bash` 1, `read_file` 2 (stat, read),
 //! `write_file` 1 (2 when parent directories must be created), `edit_file` 2 (read,
-//! write), `list_dir` 1, `glob` 1, `grep` 2 (list, fetch) whatever the number of files.
+//! write), `list_dir` 1, `glob` 1, `grep` 2 (list, fetch) whatever the number of files
+//! (one more for either when a git-ignored directory is searched on purpose).
 
 use std::sync::Arc;
 

@@ -140,7 +140,7 @@ pub async fn read_file(ctx: &ToolContext, input: ReadFileInput) -> Result<ReadFi
              offset between 1 and {total}"
         )));
     }
-    let shown = &all[offset - 1..total.min(offset - 1 + limit)];
+    let shown = &all[offset - 1..total.min((offset - 1).saturating_add(limit))];
     let mut content = String::new();
     for (i, line) in shown.iter().enumerate() {
         let line = truncate_line(line, MAX_LINE_CHARS);

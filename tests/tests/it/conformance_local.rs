@@ -15,8 +15,10 @@ async fn harness() -> Harness {
 }
 
 /// The whole suite through `conformance()`, the entry point third-party backends use:
-/// runs the cases a few at a time and reports every failure at once.
-#[tokio::test(flavor = "multi_thread")]
+/// runs the cases a few at a time and reports every failure at once. On the default
+/// single-threaded test runtime, which a backend's plain `#[tokio::test]` gets (the
+/// per-case tests below use the multi-threaded one).
+#[tokio::test]
 async fn whole_suite_report() {
     let report = testkit::conformance(harness).await;
     assert_eq!(report.results.len(), testkit::cases().len());

@@ -150,6 +150,10 @@ pub(super) async fn atomic_rewrite(h: Harness) -> Outcome {
             }
         })
     };
+    // Let the reader start first, whatever the test runtime's flavour.
+    while reads.load(Ordering::Relaxed) == 0 && !reader.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     for i in 0..REWRITES {
         let byte = if i % 2 == 0 { b'B' } else { b'A' };
         write(&h, &path, &vec![byte; SIZE]).await;

@@ -191,6 +191,15 @@ pub async fn grep(ctx: &ToolContext, input: GrepInput) -> Result<GrepOutput> {
                     message: "is not a regular file or directory".into(),
                 });
             }
+            if meta.len > MAX_TOTAL_BYTES as u64 {
+                return Err(Error::invalid(format!(
+                    "{}: {dir} is {} bytes, over grep's limit of {MAX_TOTAL_BYTES} bytes: \
+                     search it with bash instead, e.g. `grep -n PATTERN {}`",
+                    ctx.host(),
+                    meta.len,
+                    crate::exec::quote_path(&dir)
+                )));
+            }
             let content = ctx.runtime.read_file(&dir).await?;
             let normalized = dir.normalize();
             let shown = match normalized.as_str().get(base.as_str().len()..) {

@@ -1,6 +1,5 @@
 //! Commands on the host: `bash -c` over a mux channel, killed as a process group.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,22 +11,57 @@ use cmux_core::{
 use openssh::{Session, Stdio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::conn::{Conn, HostState};
 
 /// How long a refused channel open (MaxSessions, mux backlog) is retried.
 const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
 
-/// The command line sent to the host: the login shell execs bash (keeping its pid, the
-/// session and process-group id sshd gave it), which prints `$$` on stderr first.
+/// Marker the wrapper writes on stderr (one atomic write) as its last act, with how
+/// the command ended; the local side strips it.
+const STATUS_MARKER: &[u8] = b"\0cmux-status:";
+
+/// The wrapper bash the login shell execs.
+/// - `set -m` puts the command in its own process group; the command prints its pid
+///   (= that group) first on stderr, and a timeout or cancel kills that group.
+/// - The mux protocol carries an exit code but no signal number, and `$?` cannot tell
+///   `exit 143` from SIGTERM. Bash's job notification can: while `wait`ing, the
+///   wrapper's stderr points at a private pipe (`<(:)`), and a status above 128 with
+///   a notice that is not `Exit N` (read in the C locale, set after the command was
+///   started so the command keeps the user's locale) means "killed by a signal".
+/// - The status is then written on stderr as [`STATUS_MARKER`] `x<code>` or
+///   `s<signal>`: the local side learns it without waiting for the mux exit message,
+///   and so keeps the mux session open until stdout and stderr are drained (closing
+///   it earlier makes the master drop output it still buffers).
 ///
 /// `--norc`: bash started by sshd reads `~/.bashrc` even when not interactive; the
-/// login shell already did (and exported what it set, PATH included), so the second
-/// read would only double the cost of a heavy rc file on every command.
+/// login shell already did (and exported what it set, PATH included), so another read
+/// would only add the cost of a heavy rc file to every command.
+const WRAPPER: &str = r#"set -m
+bash --norc --noprofile -c 'printf "%s\n" "$$" >&2
+'"$1" &
+c=$!
+LC_ALL=C
+exec 5<> <(:)
+wait "$c" 2>&5
+s=$?
+n=
+while read -t 0 -u 5 && IFS= read -r -t 1 -u 5 l; do n="$n $l"; done
+k=x v=$s
+if [ "$s" -gt 128 ] && [ -n "$n" ]; then
+  case $n in *' Exit '*) ;; *) k=s v=$((s - 128)) ;; esac
+fi
+printf '\000cmux-status:%s%d\n' "$k" "$v" >&2
+exit "$s"
+"#;
+
+/// The command line sent to the host (run by the user's login shell).
 pub(crate) fn remote_command(script: &str) -> String {
-    let inner = format!("printf '%s\\n' \"$$\" >&2\n{script}");
-    format!("exec bash --norc --noprofile -c {}", quote::quote(&inner))
+    format!(
+        "exec bash --norc --noprofile -c {} cmux {}",
+        quote::quote(WRAPPER),
+        quote::quote(script)
+    )
 }
 
 pub(crate) enum OpenError {
@@ -113,30 +147,64 @@ pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Pr
     let (conn, permit, mut child) = open_gated(state, &command, piped).await?;
 
     let stdin = child.stdin().take().map(|s| Box::pin(s) as BoxWrite);
-    let stdout = child.stdout().take().map(|s| Box::pin(s) as BoxRead);
+    let (out_eof_tx, out_eof_rx) = tokio::sync::oneshot::channel();
+    let stdout = child.stdout().take().map(|s| {
+        Box::pin(EofNotify {
+            inner: s,
+            eof: Some(out_eof_tx),
+        }) as BoxRead
+    });
     let (pgid_tx, pgid_rx) = watch::channel(None);
-    let stderr = child.stderr().take().map(|s| strip_pgid_line(s, pgid_tx));
+    let (marker_tx, marker_rx) = watch::channel(None);
+    let (err_eof_tx, err_eof_rx) = tokio::sync::oneshot::channel();
+    let stderr = child
+        .stderr()
+        .take()
+        .map(|s| filter_stderr(s, pgid_tx, marker_tx, err_eof_tx));
 
-    let done = Arc::new(AtomicBool::new(false));
-    let waiter = {
-        let done = done.clone();
+    let (result_tx, result_rx) = watch::channel(None);
+    {
         let state = state.clone();
         let conn = conn.clone();
         tokio::spawn(async move {
-            // The permit is the channel: it is released when the channel closes.
+            // The permit is the channel: released when the mux session ends.
             let _permit = permit;
-            let result = child.wait().await;
-            done.store(true, Ordering::SeqCst);
-            exit_status(&state, &conn, result).await
-        })
-    };
+            let drained = async {
+                let _ = out_eof_rx.await;
+                let _ = err_eof_rx.await;
+            };
+            tokio::pin!(drained);
+            let mut marker_rx = marker_rx;
+            // The status is known from the marker (usually first) or, failing that,
+            // from the mux exit message once the output is drained.
+            tokio::select! {
+                biased;
+                _ = marker_rx.wait_for(Option::is_some) => {}
+                () = &mut drained => {}
+            }
+            // The filter publishes the marker before it reports end of file.
+            let marker = *marker_rx.borrow();
+            match marker {
+                Some(status) => {
+                    let _ = result_tx.send(Some(Ok(status)));
+                    // Keep the mux session until the master flushed every byte.
+                    drained.await;
+                    let _ = child.wait().await;
+                }
+                None => {
+                    drained.await;
+                    let result = child.wait().await;
+                    let status = exit_status(&state, &conn, result).await;
+                    let _ = result_tx.send(Some(status));
+                }
+            }
+        });
+    }
     let control = SshControl {
         state: state.clone(),
         conn,
-        waiter: Some(waiter),
-        finished: None,
+        result: result_rx,
         pgid: pgid_rx,
-        done,
     };
     Ok(Process::new(
         state.host.clone(),
@@ -148,6 +216,8 @@ pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Pr
     ))
 }
 
+/// The status from the mux exit message, when the wrapper's marker never came (bash
+/// missing, connection lost).
 async fn exit_status(
     state: &HostState,
     conn: &Arc<Conn>,
@@ -160,9 +230,8 @@ async fn exit_status(
             Ok(ExitStatus::Exited(127))
         }
         Err(e) => {
-            // No exit code: killed by a signal (the mux protocol does not say which),
-            // or the connection died.
             if conn.session.check().await.is_ok() {
+                // The wrapper itself was killed by a signal the protocol does not name.
                 Ok(ExitStatus::Signaled(0))
             } else {
                 state.mark_dead(conn);
@@ -176,88 +245,198 @@ async fn exit_status(
     }
 }
 
-/// Reads the first stderr line (the remote `$$`) into `pgid` and passes the rest on.
-fn strip_pgid_line(mut stderr: openssh::ChildStderr, pgid: watch::Sender<Option<i32>>) -> BoxRead {
+/// Stdout that reports when it reached end of file (or was dropped unread).
+struct EofNotify<R> {
+    inner: R,
+    eof: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EofNotify<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let at_eof = match &poll {
+            std::task::Poll::Ready(Ok(())) => buf.filled().len() == before && buf.remaining() > 0,
+            std::task::Poll::Ready(Err(_)) => true,
+            std::task::Poll::Pending => false,
+        };
+        if at_eof {
+            if let Some(tx) = self.eof.take() {
+                let _ = tx.send(());
+            }
+        }
+        poll
+    }
+}
+
+impl<R> Drop for EofNotify<R> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.eof.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Reads the first stderr line (the command's pid, its process group) into `pgid`,
+/// takes the wrapper's status marker out into `marker`, passes everything else on,
+/// and says when stderr reached end of file.
+fn filter_stderr(
+    mut stderr: openssh::ChildStderr,
+    pgid: watch::Sender<Option<i32>>,
+    marker: watch::Sender<Option<ExitStatus>>,
+    eof: tokio::sync::oneshot::Sender<()>,
+) -> BoxRead {
     let (mut tx, rx) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
-        let mut head = Vec::with_capacity(32);
-        let mut buf = [0u8; 4096];
-        let rest_start;
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut pending: Vec<u8> = Vec::new();
+        let mut head_done = false;
+        let mut reader_gone = false;
         loop {
             let n = match stderr.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    let _ = tx.write_all(&head).await;
-                    let _ = tx.shutdown().await;
-                    return;
-                }
+                Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            head.extend_from_slice(&buf[..n]);
-            if let Some(nl) = head.iter().position(|b| *b == b'\n') {
-                rest_start = nl + 1;
-                break;
+            pending.extend_from_slice(&buf[..n]);
+            if !head_done {
+                match pending.iter().position(|b| *b == b'\n') {
+                    Some(nl) => {
+                        let parsed = std::str::from_utf8(&pending[..nl])
+                            .ok()
+                            .and_then(|s| s.trim().parse::<i32>().ok())
+                            .filter(|p| *p > 1);
+                        if parsed.is_some() {
+                            pending.drain(..=nl);
+                        }
+                        let _ = pgid.send(parsed);
+                        head_done = true;
+                    }
+                    // Not our line (bash missing on the host?): pass it through.
+                    None if pending.len() > 64 => {
+                        let _ = pgid.send(None);
+                        head_done = true;
+                    }
+                    None => continue,
+                }
             }
-            if head.len() > 64 {
-                // Not our line (bash missing on the host?): pass everything through.
-                rest_start = 0;
-                break;
+            let (forward, status) = take_forwardable(&mut pending);
+            if let Some(status) = status {
+                let _ = marker.send(Some(status));
+            }
+            if !forward.is_empty() && !reader_gone && tx.write_all(&forward).await.is_err() {
+                // The reader is gone; keep draining so the channel can close.
+                reader_gone = true;
             }
         }
-        let parsed = std::str::from_utf8(&head[..rest_start])
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-            .filter(|p| *p > 1);
-        let skip = if parsed.is_some() { rest_start } else { 0 };
-        let _ = pgid.send(parsed);
-        if tx.write_all(&head[skip..]).await.is_ok() {
-            let _ = tokio::io::copy(&mut stderr, &mut tx).await;
+        if !pending.is_empty() && !reader_gone {
+            let _ = tx.write_all(&pending).await;
         }
         let _ = tx.shutdown().await;
+        let _ = eof.send(());
     });
     Box::pin(rx)
+}
+
+/// Splits `pending` into bytes safe to forward now and a held-back tail that may be
+/// the start of a status marker; removes a complete marker, returning its status.
+fn take_forwardable(pending: &mut Vec<u8>) -> (Vec<u8>, Option<ExitStatus>) {
+    let mut out = Vec::with_capacity(pending.len());
+    let mut status = None;
+    let mut i = 0;
+    while i < pending.len() {
+        let Some(off) = pending[i..].iter().position(|b| *b == 0) else {
+            out.extend_from_slice(&pending[i..]);
+            i = pending.len();
+            break;
+        };
+        out.extend_from_slice(&pending[i..i + off]);
+        i += off;
+        let rest = &pending[i..];
+        if rest.len() < STATUS_MARKER.len() {
+            if STATUS_MARKER.starts_with(rest) {
+                break; // maybe a marker: wait for more bytes
+            }
+            out.push(0);
+            i += 1;
+            continue;
+        }
+        if !rest.starts_with(STATUS_MARKER) {
+            out.push(0);
+            i += 1;
+            continue;
+        }
+        let body = &rest[STATUS_MARKER.len()..];
+        match body.iter().position(|b| *b == b'\n') {
+            Some(nl) if nl <= 5 => {
+                let parsed = std::str::from_utf8(&body[..nl]).ok().and_then(|s| {
+                    let (kind, num) = s.split_at_checked(1)?;
+                    let n = num.parse::<i32>().ok()?;
+                    match kind {
+                        "x" => Some(ExitStatus::Exited(n)),
+                        "s" => Some(ExitStatus::Signaled(n)),
+                        _ => None,
+                    }
+                });
+                match parsed {
+                    Some(s) => {
+                        status = Some(s);
+                        i += STATUS_MARKER.len() + nl + 1;
+                    }
+                    None => {
+                        out.push(0);
+                        i += 1;
+                    }
+                }
+            }
+            None if body.len() <= 5 => break, // incomplete: wait
+            _ => {
+                out.push(0);
+                i += 1;
+            }
+        }
+    }
+    pending.drain(..i);
+    (out, status)
 }
 
 struct SshControl {
     state: Arc<HostState>,
     conn: Arc<Conn>,
-    waiter: Option<JoinHandle<std::result::Result<ExitStatus, String>>>,
-    finished: Option<std::result::Result<ExitStatus, String>>,
+    result: watch::Receiver<Option<std::result::Result<ExitStatus, String>>>,
     pgid: watch::Receiver<Option<i32>>,
-    done: Arc<AtomicBool>,
 }
 
 #[async_trait]
 impl ProcessControl for SshControl {
     async fn wait(&mut self) -> Result<ExitStatus> {
-        if self.finished.is_none() {
-            if let Some(waiter) = &mut self.waiter {
-                let r = waiter
-                    .await
-                    .unwrap_or_else(|e| Err(format!("waiting task failed: {e}")));
-                self.waiter = None;
-                self.finished = Some(r);
-            }
-        }
-        match &self.finished {
-            Some(Ok(status)) => Ok(*status),
+        let result = match self.result.wait_for(Option::is_some).await {
+            Ok(r) => r.clone(),
+            Err(_) => None,
+        };
+        match result {
+            Some(Ok(status)) => Ok(status),
             Some(Err(message)) => Err(Error::Connection {
                 host: self.state.host.clone(),
-                message: message.clone(),
+                message,
             }),
-            None => Err(Error::backend("ssh", "process already reaped")),
+            None => Err(Error::backend("ssh", "the command's waiter stopped early")),
         }
     }
 
     async fn kill(&mut self) -> Result<()> {
-        if self.done.load(Ordering::SeqCst) {
+        if self.result.borrow().is_some() {
             return Ok(());
         }
-        // The pgid arrives with the process's first output; a process that has not
+        // The pgid arrives with the command's first output; a command that has not
         // started yet is given a moment.
         let pgid = {
             let mut rx = self.pgid.clone();
             let waited =
-                tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|p| p.is_some())).await;
+                tokio::time::timeout(Duration::from_secs(10), rx.wait_for(Option::is_some)).await;
             match waited {
                 Ok(Ok(p)) => *p,
                 _ => None,
@@ -267,10 +446,47 @@ impl ProcessControl for SshControl {
             tracing::warn!(host = %self.state.host, "cannot kill: the command never reported its process group");
             return Ok(());
         };
-        if self.done.load(Ordering::SeqCst) {
+        if self.result.borrow().is_some() {
             return Ok(());
         }
         kill_group(&self.state, &self.conn, pgid).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_is_stripped_anywhere_and_partial_markers_wait() {
+        let mut p = b"abc\0cmux-status:s15\ndef".to_vec();
+        let (out, st) = take_forwardable(&mut p);
+        assert_eq!(out, b"abcdef");
+        assert_eq!(st, Some(ExitStatus::Signaled(15)));
+        assert!(p.is_empty());
+
+        let mut p = b"x\0cmux-sta".to_vec();
+        let (out, st) = take_forwardable(&mut p);
+        assert_eq!((out.as_slice(), st), (&b"x"[..], None));
+        assert_eq!(p, b"\0cmux-sta");
+        p.extend_from_slice(b"tus:x143\n");
+        let (out, st) = take_forwardable(&mut p);
+        assert_eq!(
+            (out.as_slice(), st),
+            (&b""[..], Some(ExitStatus::Exited(143)))
+        );
+
+        let mut p = b"bin\0ary\0".to_vec();
+        let (out, _) = take_forwardable(&mut p);
+        assert_eq!(out, b"bin\0ary");
+        assert_eq!(p, b"\0");
+    }
+
+    #[test]
+    fn remote_command_quotes_the_script_as_one_argument() {
+        let cmd = remote_command("echo 'hi'");
+        assert!(cmd.starts_with("exec bash --norc --noprofile -c "));
+        assert!(cmd.ends_with(r#" cmux 'echo '\''hi'\'''"#), "{cmd}");
     }
 }
 

@@ -191,7 +191,11 @@ pub(crate) async fn read_dir(state: &HostState, path: &RemotePath) -> Result<Vec
         let abs = absolute(state, &conn, path).await?;
         let dir = match fs.open_dir(&abs).await {
             Ok(dir) => dir,
-            Err(e) if is_kind(&e, SftpErrorKind::Failure) => {
+            // sftp-server reports ENOTDIR as "no such file": look before saying so.
+            Err(e)
+                if is_kind(&e, SftpErrorKind::Failure)
+                    || is_kind(&e, SftpErrorKind::NoSuchFile) =>
+            {
                 return Err(match fs.metadata(&abs).await {
                     Ok(m) if !m.file_type().is_some_and(|t| t.is_dir()) => {
                         Fail::Op(Error::WrongKind {

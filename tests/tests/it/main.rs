@@ -14,3 +14,5 @@ mod coder_conformance;
 mod ssh_config;
 mod ssh_safety;
 mod mcp_sdk_client;
+mod ssh_bench;
+mod ssh_conformance;

@@ -250,6 +250,7 @@ impl TestSshd {
             // Stop the listener first so no new session appears while the tree dies.
             let _ = Command::new("kill")
                 .args(["-STOP", &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
             for p in descendants(pid) {
                 let _ = Command::new("kill")

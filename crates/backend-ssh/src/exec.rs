@@ -25,10 +25,12 @@ const STATUS_MARKER: &[u8] = b"\0cmux-status:";
 /// - `set -m` puts the command in its own process group; the command prints its pid
 ///   (= that group) first on stderr, and a timeout or cancel kills that group.
 /// - The mux protocol carries an exit code but no signal number, and `$?` cannot tell
-///   `exit 143` from SIGTERM. Bash's job notification can: while `wait`ing, the
-///   wrapper's stderr points at a private pipe (`<(:)`), and a status above 128 with
-///   a notice that is not `Exit N` (read in the C locale, set after the command was
-///   started so the command keeps the user's locale) means "killed by a signal".
+///   `exit 143` from SIGTERM. Bash's job notice can: the wrapper's own stderr points
+///   at a private pipe (`<(:)`; the command gets the real one), and a status above
+///   128 with a notice that is not `Exit N` means "killed by a signal". The notice is
+///   read in the C locale, set after the command started so the command keeps the
+///   user's; a command that ends before that in a translated locale and exits with a
+///   code above 128 may be reported as signalled.
 /// - The status is then written on stderr as [`STATUS_MARKER`] `x<code>` or
 ///   `s<signal>`: the local side learns it without waiting for the mux exit message,
 ///   and so keeps the mux session open until stdout and stderr are drained (closing
@@ -38,12 +40,12 @@ const STATUS_MARKER: &[u8] = b"\0cmux-status:";
 /// login shell already did (and exported what it set, PATH included), so another read
 /// would only add the cost of a heavy rc file to every command.
 const WRAPPER: &str = r#"set -m
+exec 3>&2 5<> <(:) 2>&5
 bash --norc --noprofile -c 'printf "%s\n" "$$" >&2
-'"$1" &
+'"$1" 2>&3 3>&- 5>&- &
 c=$!
 LC_ALL=C
-exec 5<> <(:)
-wait "$c" 2>&5
+wait "$c"
 s=$?
 n=
 while read -t 0 -u 5 && IFS= read -r -t 1 -u 5 l; do n="$n $l"; done
@@ -51,7 +53,7 @@ k=x v=$s
 if [ "$s" -gt 128 ] && [ -n "$n" ]; then
   case $n in *' Exit '*) ;; *) k=s v=$((s - 128)) ;; esac
 fi
-printf '\000cmux-status:%s%d\n' "$k" "$v" >&2
+printf '\000cmux-status:%s%d\n' "$k" "$v" >&3
 exit "$s"
 "#;
 
@@ -169,30 +171,29 @@ pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Pr
         tokio::spawn(async move {
             // The permit is the channel: released when the mux session ends.
             let _permit = permit;
-            let drained = async {
-                let _ = out_eof_rx.await;
-                let _ = err_eof_rx.await;
-            };
-            tokio::pin!(drained);
+            let mut err_eof = err_eof_rx;
             let mut marker_rx = marker_rx;
-            // The status is known from the marker (usually first) or, failing that,
-            // from the mux exit message once the output is drained.
-            tokio::select! {
+            // The status comes from the marker, written just before the wrapper exits
+            // and published before stderr's end of file; without one (connection lost,
+            // bash missing), from the mux exit message.
+            let stderr_ended = tokio::select! {
                 biased;
-                _ = marker_rx.wait_for(Option::is_some) => {}
-                () = &mut drained => {}
-            }
-            // The filter publishes the marker before it reports end of file.
+                _ = marker_rx.wait_for(Option::is_some) => false,
+                _ = &mut err_eof => true,
+            };
             let marker = *marker_rx.borrow();
             match marker {
                 Some(status) => {
                     let _ = result_tx.send(Some(Ok(status)));
-                    // Keep the mux session until the master flushed every byte.
-                    drained.await;
+                    // Keep the mux session until the master flushed every byte of
+                    // stdout and stderr: closing it earlier drops what it buffers.
+                    let _ = out_eof_rx.await;
+                    if !stderr_ended {
+                        let _ = err_eof.await;
+                    }
                     let _ = child.wait().await;
                 }
                 None => {
-                    drained.await;
                     let result = child.wait().await;
                     let status = exit_status(&state, &conn, result).await;
                     let _ = result_tx.send(Some(status));

@@ -16,3 +16,4 @@ mod ssh_safety;
 mod mcp_sdk_client;
 mod ssh_bench;
 mod ssh_conformance;
+mod ssh_faults;

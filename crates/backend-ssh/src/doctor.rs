@@ -1,1 +1,237 @@
-//! Placeholder, filled below.
+//! `cmux doctor --ssh HOST`: what ssh resolved, whether the connection works, and
+//! whether the host has what cmux needs (bash, git, the SFTP subsystem), each failure
+//! with its fix.
+
+use cmux_core::{Error, ExecRequest, ExitStatus, Runtime, RuntimeExt};
+use serde::Serialize;
+
+use crate::{SshOptions, SshRuntime};
+
+/// What OpenSSH resolved for the host (`ssh -G`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    /// The real host name or address.
+    pub hostname: String,
+    /// The login user.
+    pub user: String,
+    /// The port.
+    pub port: String,
+    /// Identity files ssh will try (those that exist or not).
+    pub identity_files: Vec<String>,
+    /// `ProxyJump`, when set.
+    pub proxy_jump: Option<String>,
+    /// `ProxyCommand`, when set.
+    pub proxy_command: Option<String>,
+}
+
+/// One check of the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Short name: `config`, `connection`, `bash`, `git`, `sftp`.
+    pub name: &'static str,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found (a version, ssh's diagnostic...).
+    pub detail: String,
+    /// How to fix a failure.
+    pub fix: Option<String>,
+}
+
+/// The whole diagnosis of one host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DoctorReport {
+    /// The host as the user wrote it.
+    pub host: String,
+    /// What `ssh -G` resolved, when it could.
+    pub resolved: Option<Resolved>,
+    /// The checks, in order; later checks are skipped when the connection fails.
+    pub checks: Vec<Check>,
+}
+
+impl DoctorReport {
+    /// True when every check passed.
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// Parses `ssh -G` output.
+pub fn parse_ssh_g(text: &str) -> Resolved {
+    let mut r = Resolved::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let value = value.trim().to_owned();
+        match key {
+            "hostname" => r.hostname = value,
+            "user" => r.user = value,
+            "port" => r.port = value,
+            "identityfile" => r.identity_files.push(value),
+            "proxyjump" if value != "none" => r.proxy_jump = Some(value),
+            "proxycommand" if value != "none" => r.proxy_command = Some(value),
+            _ => {}
+        }
+    }
+    r
+}
+
+fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: true,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// Diagnoses `host` with `options` (the same options a workspace would use).
+pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
+    let mut report = DoctorReport {
+        host: host.to_owned(),
+        resolved: None,
+        checks: Vec::new(),
+    };
+    let mut g = tokio::process::Command::new("ssh");
+    if let Some(cfg) = &options.config_file {
+        g.arg("-F").arg(cfg);
+    }
+    g.arg("-G").arg("--").arg(host);
+    match g.output().await {
+        Ok(out) if out.status.success() => {
+            let resolved = parse_ssh_g(&String::from_utf8_lossy(&out.stdout));
+            report.checks.push(pass(
+                "config",
+                format!(
+                    "{}@{}:{}{}",
+                    resolved.user,
+                    resolved.hostname,
+                    resolved.port,
+                    resolved
+                        .proxy_jump
+                        .as_deref()
+                        .map(|j| format!(" via {j}"))
+                        .unwrap_or_default()
+                ),
+            ));
+            report.resolved = Some(resolved);
+        }
+        Ok(out) => {
+            report.checks.push(fail(
+                "config",
+                format!(
+                    "ssh -G failed: {:?}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                "fix the ssh configuration file ssh names above",
+            ));
+            return report;
+        }
+        Err(e) => {
+            report.checks.push(fail(
+                "config",
+                format!("cannot run ssh: {e}"),
+                "install OpenSSH's client (`ssh`) and make sure it is on PATH",
+            ));
+            return report;
+        }
+    }
+
+    let rt = match SshRuntime::new(host, options.clone()) {
+        Ok(rt) => rt,
+        Err(e) => {
+            report
+                .checks
+                .push(fail("connection", e.to_string(), "give a valid host name"));
+            return report;
+        }
+    };
+    if let Err(e) = rt.ensure_ready().await {
+        let fix = match &e {
+            Error::HostKey { .. } => "see above: verify the host key, then retry (with --accept-new-host-key for a new host)",
+            Error::Authentication { .. } => "install your public key on the host (ssh-copy-id) or load your key in ssh-agent",
+            _ => "check that the host is up and reachable, then retry",
+        };
+        report.checks.push(fail("connection", e.to_string(), fix));
+        return report;
+    }
+    report
+        .checks
+        .push(pass("connection", "connected (a ControlMaster is up)"));
+
+    let probe = ExecRequest::script(
+        "echo \"bash $BASH_VERSION\"; if command -v git >/dev/null; then git --version; else echo 'git missing'; fi",
+    );
+    match rt.output(probe, 64 * 1024).await {
+        Ok(out) if out.status == ExitStatus::Exited(0) => {
+            let text = out.stdout_lossy();
+            let mut lines = text.lines();
+            report
+                .checks
+                .push(pass("bash", lines.next().unwrap_or("bash").to_owned()));
+            match lines.next() {
+                Some(line) if line.starts_with("git version") => {
+                    report.checks.push(pass("git", line.to_owned()))
+                }
+                _ => report.checks.push(fail(
+                    "git",
+                    "git is not installed on the host",
+                    "install git on the host (e.g. `sudo apt-get install git`)",
+                )),
+            }
+        }
+        Ok(out) => report.checks.push(fail(
+            "bash",
+            format!(
+                "the probe exited with {}: {:?}",
+                out.status,
+                out.stderr_lossy().trim()
+            ),
+            "cmux runs every command with bash: install bash on the host",
+        )),
+        Err(e) => report.checks.push(fail(
+            "bash",
+            e.to_string(),
+            "check that the account can run commands (no ForceCommand, a valid login shell)",
+        )),
+    }
+
+    match rt.resolve_path("~").await {
+        Ok(home) => report
+            .checks
+            .push(pass("sftp", format!("SFTP works; home is {home}"))),
+        Err(e) => report.checks.push(fail(
+            "sftp",
+            e.to_string(),
+            "enable the SFTP subsystem in the host's sshd_config (`Subsystem sftp internal-sftp` or the sftp-server path) and reload sshd",
+        )),
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ssh_g() {
+        let r = parse_ssh_g(
+            "host web\nhostname 10.0.0.5\nuser deploy\nport 2222\nidentityfile ~/.ssh/id_ed25519\nidentityfile ~/.ssh/id_rsa\nproxyjump bastion\nproxycommand none\n",
+        );
+        assert_eq!(r.hostname, "10.0.0.5");
+        assert_eq!(r.user, "deploy");
+        assert_eq!(r.port, "2222");
+        assert_eq!(r.identity_files.len(), 2);
+        assert_eq!(r.proxy_jump.as_deref(), Some("bastion"));
+        assert_eq!(r.proxy_command, None);
+    }
+}

@@ -17,3 +17,4 @@ mod mcp_sdk_client;
 mod ssh_bench;
 mod ssh_conformance;
 mod ssh_faults;
+mod ssh_workspace;

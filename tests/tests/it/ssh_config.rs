@@ -21,3 +21,27 @@ async fn alias_include_and_proxy_command_resolve() {
         assert_eq!(out.stdout_lossy().trim(), sshd.user(), "{alias}");
     }
 }
+
+#[tokio::test]
+async fn doctor_reports_resolution_and_host_tools() {
+    let sshd = TestSshd::start();
+    let report = cmux_backend_ssh::doctor::doctor(sshd.alias(), &sshd.ssh_options()).await;
+    assert!(report.ok(), "{report:#?}");
+    let resolved = report.resolved.as_ref().expect("ssh -G");
+    assert_eq!(resolved.hostname, "127.0.0.1");
+    assert_eq!(resolved.port, sshd.port().to_string());
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
+    assert_eq!(names, ["config", "connection", "bash", "git", "sftp"]);
+
+    sshd.revoke_client_key();
+    let other = cmux_backend_ssh::SshOptions::default()
+        .config_file(sshd.config_path())
+        .control_dir(sshd.dir().join("ctl2"));
+    let report = cmux_backend_ssh::doctor::doctor(sshd.alias(), &other).await;
+    let conn = report
+        .checks
+        .iter()
+        .find(|c| c.name == "connection")
+        .expect("check");
+    assert!(!conn.ok && conn.fix.is_some(), "{report:#?}");
+}

@@ -1,0 +1,129 @@
+//! The workspace lifecycle on an SSH host: shared bare repository filled by a local
+//! push over the ControlMaster, worktrees, init hook, rm safety, rename and fork.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use cmux_backend_ssh::source::SshSource;
+use cmux_core::workspace::{
+    CreateOptions, DeleteOutcome, HookStream, Lifecycle, NoProgress, ProgressEvent, Project,
+};
+use cmux_integration_tests::sshd::TestSshd;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn lifecycle_on_an_ssh_host() {
+    let sshd = TestSshd::start();
+    let project_dir = sshd.dir().join("proj");
+    std::fs::create_dir_all(project_dir.join(".cmux")).expect("mkdir");
+    git(&project_dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(project_dir.join("a.txt"), "a\n").expect("write");
+    std::fs::write(
+        project_dir.join(".cmux/init"),
+        "#!/bin/sh\necho \"hello $CMUX_WORKSPACE_NAME $CMUX_RUNTIME\"\n",
+    )
+    .expect("hook");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        project_dir.join(".cmux/init"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    git(&project_dir, &["add", "-A"]);
+    git(&project_dir, &["commit", "-q", "-m", "one"]);
+    let project = Project::open(&project_dir).await.expect("project");
+
+    let rt = Arc::new(sshd.runtime());
+    let src_base = sshd.scratch().join("src");
+    let source = Arc::new(SshSource::new((*rt).clone()).with_src_base(src_base.to_string_lossy()));
+    let lifecycle = Lifecycle::new(rt.clone(), source).with_lock_dir(sshd.dir().join("locks"));
+
+    let w1 = lifecycle
+        .create("w1", &project, &CreateOptions::default(), &NoProgress)
+        .await
+        .expect("create w1");
+    let host_dir = Path::new(w1.path.as_str()).to_path_buf();
+    assert!(host_dir.starts_with(&src_base), "{host_dir:?}");
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("a.txt")).expect("a"),
+        "a\n"
+    );
+    let bare = src_base.join(project.id()).join(".cmux-base.git");
+    assert!(bare.join("HEAD").exists(), "shared bare repository");
+
+    let lines = Mutex::new(Vec::new());
+    let progress = |e: ProgressEvent<'_>| {
+        if let ProgressEvent::HookLine { stream, line } = e {
+            lines.lock().expect("lock").push((stream, line.to_owned()));
+        }
+    };
+    lifecycle.init(&w1, &progress).await.expect("init");
+    assert!(lines
+        .lock()
+        .expect("lock")
+        .contains(&(HookStream::Stdout, "hello w1 ssh".to_owned())));
+
+    // A new local commit reaches the second workspace through the same bare repo.
+    std::fs::write(project_dir.join("b.txt"), "b\n").expect("write");
+    git(&project_dir, &["add", "-A"]);
+    git(&project_dir, &["commit", "-q", "-m", "two"]);
+    let w2 = lifecycle
+        .create("w2", &project, &CreateOptions::default(), &NoProgress)
+        .await
+        .expect("create w2");
+    assert!(Path::new(w2.path.as_str()).join("b.txt").exists());
+
+    // A commit made on the host only: rm refuses, unless forced.
+    std::fs::write(host_dir.join("c.txt"), "c\n").expect("write");
+    git(&host_dir, &["add", "-A"]);
+    git(&host_dir, &["commit", "-q", "-m", "host only"]);
+    let err = lifecycle
+        .delete(&w1, false, &NoProgress)
+        .await
+        .expect_err("unsynced commit refused");
+    assert!(err.to_string().contains("host only"), "{err}");
+
+    let renamed = lifecycle
+        .rename(&w1, "w1b", &NoProgress)
+        .await
+        .expect("rename");
+    assert!(Path::new(renamed.path.as_str()).join("c.txt").exists());
+    let forked = lifecycle
+        .fork(&renamed, "w3", &NoProgress)
+        .await
+        .expect("fork");
+    assert!(Path::new(forked.path.as_str()).join("c.txt").exists());
+
+    assert_eq!(
+        lifecycle
+            .delete(&renamed, true, &NoProgress)
+            .await
+            .expect("forced rm"),
+        DeleteOutcome::Removed
+    );
+    assert_eq!(
+        lifecycle
+            .delete(&renamed, true, &NoProgress)
+            .await
+            .expect("rm again"),
+        DeleteOutcome::AlreadyGone
+    );
+    assert_eq!(
+        lifecycle
+            .delete(&w2, false, &NoProgress)
+            .await
+            .expect("clean rm"),
+        DeleteOutcome::Removed
+    );
+}

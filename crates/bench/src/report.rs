@@ -203,11 +203,11 @@ impl Report {
                 };
                 let (a, xa, ca) = base(&row.a);
                 let (b, xb, cb) = base(&row.b);
-                let cpu_ratio = row
-                    .a
-                    .as_ref()
-                    .map(|a| f(a.cpu_ms_per_op / c.cpu_ms_per_op.max(1e-9)))
-                    .unwrap_or_else(|| "–".into());
+                // CPU accounting is tick-based: a few quick iterations can read as 0.
+                let cpu_ratio = match &row.a {
+                    Some(a) if c.cpu_ms_per_op > 0.0 => f(a.cpu_ms_per_op / c.cpu_ms_per_op),
+                    _ => "–".into(),
+                };
                 s.push_str(&format!(
                     "{a} | {xa} | {b} | {xb} | {} | {ca} | {cb} | {cpu_ratio} |\n",
                     f(c.cpu_ms_per_op)

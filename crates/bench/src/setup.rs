@@ -34,10 +34,50 @@ pub struct BenchEnv {
     pub tools: ToolContext,
 }
 
-fn write_config(path: &Path, sshd: &TestSshd, port: u16) -> anyhow::Result<()> {
+/// The account the benchmark logs in as. Every remote command starts the account's
+/// login shell, which reads its rc files: root's here runs `pyenv init` (~80 ms per
+/// command), which would measure this machine's dotfiles instead of the transport. As
+/// root, the benchmark uses a plain account with Debian's default dotfiles (created if
+/// missing), as on a typical server; otherwise the current user.
+pub const BENCH_USER: &str = "cmuxbench";
+
+fn bench_account(sshd: &TestSshd) -> anyhow::Result<(String, PathBuf)> {
+    if sshd.user() != "root" {
+        return Ok((sshd.user(), sshd.scratch()));
+    }
+    let exists = std::process::Command::new("id")
+        .arg(BENCH_USER)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !exists {
+        let status = std::process::Command::new("useradd")
+            .args(["-m", "-s", "/bin/bash", BENCH_USER])
+            .status()
+            .context("running useradd")?;
+        anyhow::ensure!(status.success(), "useradd {BENCH_USER} failed");
+    }
+    // A new account is locked (`!`); sshd without PAM refuses locked accounts.
+    let status = std::process::Command::new("usermod")
+        .args(["-p", "*", BENCH_USER])
+        .status()
+        .context("running usermod")?;
+    anyhow::ensure!(status.success(), "usermod -p '*' {BENCH_USER} failed");
+    let home = PathBuf::from(format!("/home/{BENCH_USER}"));
+    let scratch = home.join(format!("bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let status = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{BENCH_USER}:{BENCH_USER}"))
+        .arg(&scratch)
+        .status()?;
+    anyhow::ensure!(status.success(), "chown of {} failed", scratch.display());
+    Ok((BENCH_USER.to_owned(), scratch))
+}
+
+fn write_config(path: &Path, sshd: &TestSshd, user: &str, port: u16) -> anyhow::Result<()> {
     let text = format!(
         "Host {HOST}\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  HostKeyAlias {HOST_KEY_ALIAS}\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n",
-        user = sshd.user(),
         key = sshd.client_key_path().display(),
         kh = sshd.known_hosts_path().display(),
     );
@@ -58,10 +98,17 @@ impl BenchEnv {
         } else {
             proxy.port()
         };
-        write_config(&config, &sshd, direct_port)?;
-        write_config(&counted_config, &sshd, proxy.port())?;
-        let scratch = sshd.scratch();
+        let (user, scratch) = bench_account(&sshd)?;
+        write_config(&config, &sshd, &user, direct_port)?;
+        write_config(&counted_config, &sshd, &user, proxy.port())?;
         prepare_files(&scratch)?;
+        if user == BENCH_USER {
+            std::process::Command::new("chown")
+                .arg("-R")
+                .arg(format!("{BENCH_USER}:{BENCH_USER}"))
+                .arg(&scratch)
+                .status()?;
+        }
         let runtime = Arc::new(SshRuntime::new(
             HOST,
             SshOptions::default()

@@ -310,17 +310,29 @@ impl HostState {
         Ok(conn)
     }
 
+    /// Attaches to the master behind `sock`, waiting while it is merely busy (a burst
+    /// of connections fills its listen backlog): only a socket that refuses or is
+    /// missing counts as dead, so a live master is never replaced.
     async fn try_attach(&self, sock: &Path) -> Option<Session> {
         if !sock.exists() {
             return None;
         }
-        let session = Session::resume_mux(
-            sock.to_path_buf().into_boxed_path(),
-            Some(sock.with_extension("log").into_boxed_path()),
-        );
-        match tokio::time::timeout(Duration::from_secs(5), session.check()).await {
-            Ok(Ok(())) => Some(session),
-            _ => None,
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(5);
+        loop {
+            let session = Session::resume_mux(
+                sock.to_path_buf().into_boxed_path(),
+                Some(sock.with_extension("log").into_boxed_path()),
+            );
+            match liveness(&session).await {
+                Liveness::Alive => return Some(session),
+                Liveness::Dead => return None,
+                Liveness::Busy if started.elapsed() > Duration::from_secs(15) => return None,
+                Liveness::Busy => {
+                    tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64())).await;
+                    delay = (delay * 2).min(Duration::from_millis(200));
+                }
+            }
         }
     }
 
@@ -528,6 +540,26 @@ impl HostState {
         words.extend(self.config_words());
         words.push(self.host.clone());
         quote::join(words)
+    }
+}
+
+/// What a mux alive check says about a master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// It answered.
+    Alive,
+    /// Its socket is missing or refuses: the master is gone.
+    Dead,
+    /// It did not answer in time or the connect failed otherwise (a full backlog).
+    Busy,
+}
+
+/// Checks a master with a local mux alive check (no round trip to the host).
+pub(crate) async fn liveness(session: &Session) -> Liveness {
+    match tokio::time::timeout(Duration::from_secs(5), session.check()).await {
+        Ok(Ok(())) => Liveness::Alive,
+        Ok(Err(openssh::Error::Disconnected)) => Liveness::Dead,
+        Ok(Err(_)) | Err(_) => Liveness::Busy,
     }
 }
 

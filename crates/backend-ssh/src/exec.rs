@@ -12,7 +12,7 @@ use openssh::{Session, Stdio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::conn::{Conn, HostState};
+use crate::conn::{liveness, Conn, HostState, Liveness};
 
 /// How long a refused channel open (MaxSessions, mux backlog) is retried.
 const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
@@ -94,7 +94,7 @@ pub(crate) async fn open(
             Ok(child) => return Ok(child),
             Err(e) => e,
         };
-        if conn.session.check().await.is_err() {
+        if liveness(&conn.session).await == Liveness::Dead {
             state.mark_dead(conn);
             return Err(OpenError::Dead);
         }
@@ -231,7 +231,7 @@ async fn exit_status(
             Ok(ExitStatus::Exited(127))
         }
         Err(e) => {
-            if conn.session.check().await.is_ok() {
+            if liveness(&conn.session).await != Liveness::Dead {
                 // The wrapper itself was killed by a signal the protocol does not name.
                 Ok(ExitStatus::Signaled(0))
             } else {
@@ -454,6 +454,21 @@ impl ProcessControl for SshControl {
     }
 }
 
+/// `kill -KILL -- -<pgid>` on the host, on a channel outside the gate (the spare one),
+/// so a kill never waits behind the commands it is meant to stop.
+async fn kill_group(state: &Arc<HostState>, conn: &Arc<Conn>, pgid: i32) -> Result<()> {
+    let command = format!("kill -KILL -- -{pgid} 2>/dev/null; true");
+    let child = match open(state, conn, &command, false).await {
+        Ok(child) => child,
+        // The master died: the host's sshd hangs up the session, which ends the
+        // command's session with SIGHUP; nothing else can reach it.
+        Err(OpenError::Dead) => return Ok(()),
+        Err(OpenError::Fatal(e)) => return Err(e),
+    };
+    let _ = child.wait().await;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,19 +504,4 @@ mod tests {
         assert!(cmd.starts_with("exec bash --norc --noprofile -c "));
         assert!(cmd.ends_with(r#" cmux 'echo '\''hi'\'''"#), "{cmd}");
     }
-}
-
-/// `kill -KILL -- -<pgid>` on the host, on a channel outside the gate (the spare one),
-/// so a kill never waits behind the commands it is meant to stop.
-async fn kill_group(state: &Arc<HostState>, conn: &Arc<Conn>, pgid: i32) -> Result<()> {
-    let command = format!("kill -KILL -- -{pgid} 2>/dev/null; true");
-    let child = match open(state, conn, &command, false).await {
-        Ok(child) => child,
-        // The master died: the host's sshd hangs up the session, which ends the
-        // command's session with SIGHUP; nothing else can reach it.
-        Err(OpenError::Dead) => return Ok(()),
-        Err(OpenError::Fatal(e)) => return Err(e),
-    };
-    let _ = child.wait().await;
-    Ok(())
 }

@@ -50,7 +50,7 @@ macro_rules! with_sftp {
                 Ok(v) => break Ok(v),
                 Err(Fail::Op(e)) => break Err(e),
                 Err(Fail::Transport(message)) => {
-                    if $conn.session.check().await.is_err() {
+                    if crate::conn::liveness(&$conn.session).await == crate::conn::Liveness::Dead {
                         state.mark_dead(&$conn);
                         if !retried {
                             retried = true;

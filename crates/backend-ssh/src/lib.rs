@@ -39,15 +39,26 @@
 //!   master, plus the SFTP channel and one spare channel for kills: 10, OpenSSH's
 //!   default `MaxSessions`. Beyond that, up to [`SshOptions::max_connections`] masters
 //!   (slots) per host are opened, then operations queue. Across processes (many `cmux`
-//!   invocations share slot 0), a refused channel open is retried with jittered backoff
-//!   for up to 30 s: nothing ran on the host when an open is refused, so the retry is
-//!   safe.
-//! - **Kill**: the remote bash prints `$$` (sshd made it a session and process group
-//!   leader) as the first line of stderr, which is stripped locally; a timeout or
-//!   cancel runs `kill -KILL -- -<pgid>` on the host over another channel.
-//! - **Exit status**: the mux protocol carries an exit code but no signal number: a
-//!   command killed by a signal is reported as `Signaled(0)` when the master is still
-//!   alive, and as a connection error when the connection is gone.
+//!   invocations share slot 0; starting a master takes a file lock so concurrent
+//!   processes start one, not many), a refused channel open is retried with jittered
+//!   backoff for up to 30 s: nothing ran on the host when an open is refused, so the
+//!   retry is safe.
+//! - **Files**: one SFTP session per master, flush interval 0; paths are made
+//!   absolute locally with the home directory asked once per connection. Writes: temp
+//!   file beside the (symlink-resolved) target, mode of the old file restored, then
+//!   `posix-rename`. Recursive removal is one `rm -rf` on the host.
+//! - **Commands**: the login shell execs a small bash wrapper (`--norc`: the login
+//!   shell already read `~/.bashrc`) that runs `bash -c <script>` as a job (`set -m`),
+//!   so the command is its own process group. The command prints its pid (= group)
+//!   as the first stderr line, stripped locally; a timeout or cancel runs
+//!   `kill -KILL -- -<pgid>` on the host over a spare channel.
+//! - **Exit status**: the mux protocol carries an exit code but no signal number, and
+//!   ssh's own 255 would be ambiguous, so the wrapper reports how the command ended
+//!   (`Exited(n)` or `Signaled(n)`, told apart by bash's job notice) as a marker at the
+//!   end of stderr, stripped locally. A command exiting 255 is `Exited(255)`; a
+//!   connection lost while it runs is [`Error::Connection`]. The mux session stays
+//!   open until stdout and stderr are drained (closing it earlier makes the master drop
+//!   output it still buffers).
 //! - **Reconnects**: one bounded, jittered backoff per host and process (2 s doubling
 //!   to 10 s, so at most ~6 connection attempts a minute while a host is down); while
 //!   it runs, operations fail fast with the last diagnostic.

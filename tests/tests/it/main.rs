@@ -18,3 +18,4 @@ mod ssh_bench;
 mod ssh_conformance;
 mod ssh_faults;
 mod ssh_workspace;
+mod ssh_multiprocess;

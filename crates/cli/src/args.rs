@@ -10,8 +10,12 @@ code, 124 when it timed out, 128+N when killed by signal N, 255 when the connect
 to the workspace's host failed (as ssh does).
 
 State lives in $CMUX_HOME (default ~/.cmux): one JSON file per workspace in
-workspaces/, local worktrees in src/<project-id>/<name>. Set RUST_LOG=debug for
-diagnostics on stderr.";
+workspaces/, local worktrees in src/<project-id>/<name>, ssh control sockets in ssh/.
+Set RUST_LOG=debug for diagnostics on stderr.
+
+SSH hosts are reached with the system ssh and ~/.ssh/config. CMUX_SSH_CONFIG=FILE
+makes cmux use FILE instead (as `ssh -F FILE`): `cmux new --ssh` records it in the
+workspace, so later commands on that workspace use the same file.";
 
 /// Workspaces for AI coding agents: run commands and edit files in a checkout of your
 /// project on its own branch, on this machine, over SSH, or on Coder.
@@ -79,7 +83,9 @@ pub struct NewArgs {
     /// On this machine (the default).
     #[arg(long, conflicts_with_all = ["ssh", "coder"])]
     pub local: bool,
-    /// On an SSH host (hostname, user@host or ~/.ssh/config alias).
+    /// On an SSH host (hostname, user@host or ~/.ssh/config alias; CMUX_SSH_CONFIG
+    /// names another config file). The project's commits are pushed there;
+    /// uncommitted local changes are not carried.
     #[arg(long, value_name = "HOST", conflicts_with = "coder")]
     pub ssh: Option<String>,
     /// On a Coder workspace (`name` or `name.agent`).
@@ -210,4 +216,7 @@ pub struct DoctorArgs {
     /// Accept and remember the host's key if it is not in known_hosts yet (--ssh).
     #[arg(long)]
     pub accept_new_host_key: bool,
+    /// Print the checks as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

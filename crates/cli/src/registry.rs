@@ -38,6 +38,10 @@ pub enum BackendConfig {
         /// Accept (and remember) an unknown host key.
         #[serde(default)]
         accept_new_host_key: bool,
+        /// The ssh config file used instead of `~/.ssh/config` (`ssh -F`), from
+        /// `CMUX_SSH_CONFIG` when the workspace was created.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config_file: Option<PathBuf>,
     },
     /// A Coder workspace (`coder.<workspace>` over SSH).
     Coder {

@@ -5,25 +5,61 @@ use cmux_core::{ExecRequest, RuntimeExt};
 
 use super::Ctx;
 use crate::args::DoctorArgs;
-use crate::backends;
+use crate::backends::{self, Check};
 use crate::error::CliError;
 use crate::home::CmuxHome;
 
+/// The checks so far: printed as they come (human), or all at the end (`--json`).
 struct Report {
-    failed: usize,
+    json: bool,
+    checks: Vec<Check>,
 }
 
 impl Report {
-    fn line(&mut self, ok: bool, what: &str, detail: &str) {
-        if !ok {
-            self.failed += 1;
+    fn new(json: bool) -> Report {
+        Report {
+            json,
+            checks: Vec::new(),
         }
-        out!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+    }
+
+    fn line(&mut self, ok: bool, what: &str, detail: &str) {
+        self.push(Check::new(ok, what, detail));
+    }
+
+    fn push(&mut self, check: Check) {
+        if !self.json {
+            out!(
+                "{} {}: {}",
+                if check.ok { "ok  " } else { "FAIL" },
+                check.what,
+                check.detail
+            );
+            if let Some(fix) = &check.fix {
+                out!("     fix: {fix}");
+            }
+        }
+        self.checks.push(check);
+    }
+
+    fn failed(&self) -> bool {
+        self.checks.iter().any(|c| !c.ok)
+    }
+
+    /// Prints the JSON document (with `--json`); the exit code: 1 when a check failed.
+    fn finish(self) -> Result<i32> {
+        let code = if self.failed() { 1 } else { 0 };
+        if self.json {
+            let doc = serde_json::json!({ "ok": code == 0, "checks": self.checks });
+            out!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Ok(code)
     }
 }
 
-/// Prints one line per check; exits 1 when any failed.
+/// Prints one line per check (or JSON); exits 1 when any failed.
 pub async fn run(args: &DoctorArgs) -> Result<i32> {
+    let mut report = Report::new(args.json);
     if args.ssh.is_some() {
         let flags = backends::BackendFlags {
             ssh: args.ssh.clone(),
@@ -32,23 +68,21 @@ pub async fn run(args: &DoctorArgs) -> Result<i32> {
         };
         let backend = backends::backend_from_flags(&flags)?;
         let home = CmuxHome::from_env()?;
-        let mut report = Report { failed: 0 };
         for check in backends::backend_checks(&backend, &home).await? {
-            report.line(check.ok, &check.what, &check.detail);
+            report.push(check);
         }
-        return Ok(if report.failed == 0 { 0 } else { 1 });
+        return report.finish();
     }
     if args.accept_new_host_key {
         return Err(CliError::usage(
             "--accept-new-host-key applies to `cmux doctor --ssh HOST` only",
         ));
     }
-    let mut report = Report { failed: 0 };
     match &args.name {
         None => local(&mut report).await,
         Some(name) => workspace(&mut report, name).await?,
     }
-    Ok(if report.failed == 0 { 0 } else { 1 })
+    report.finish()
 }
 
 fn version_of(program: &str) -> std::result::Result<String, String> {
@@ -117,7 +151,11 @@ async fn workspace(report: &mut Report, name: &str) -> Result<()> {
     match backends::backend_checks(&record.backend, &ctx.home).await {
         Ok(checks) => {
             for check in checks {
-                report.line(check.ok, &check.what, &check.detail);
+                report.push(check);
+            }
+            if report.failed() {
+                // The host is not usable: the checks below would only repeat that.
+                return Ok(());
             }
         }
         Err(e) => {

@@ -10,7 +10,7 @@ use crate::args::{ForkArgs, NewArgs, RenameArgs, RmArgs};
 use crate::backends::{self, BackendFlags};
 use crate::error::CliError;
 use crate::progress::StderrProgress;
-use crate::registry::{duplicate_error, Record, State};
+use crate::registry::{duplicate_error, BackendConfig, Record, State};
 
 fn project_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
@@ -86,9 +86,19 @@ pub async fn new(ctx: &Ctx, args: NewArgs) -> Result<i32> {
     let mut record = Record::new(&planned, backend, State::Creating);
     // Reserved before any work, released if creation fails.
     let reservation = ctx.registry.reserve(&record)?;
+    // The lifecycle warns when the project is dirty; a remote workspace says it
+    // anyway, so nobody expects their local edits there.
+    let remote_and_clean =
+        record.backend != BackendConfig::Local && !project.has_uncommitted_changes().await?;
     let ws = lifecycle
         .create(&args.name, &project, &options, &StderrProgress)
         .await?;
+    if remote_and_clean {
+        err!(
+            "cmux: note: the workspace has the project's commits; uncommitted local changes are never carried to {}",
+            record.backend.label()
+        );
+    }
     record.update_from(&ws);
     record.state = State::Ready;
     ctx.registry.save(&record)?;

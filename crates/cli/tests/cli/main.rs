@@ -6,6 +6,8 @@ use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
+mod ssh;
+
 /// A temp `CMUX_HOME` and a temp project with one commit.
 struct Env {
     home: TempDir,
@@ -172,12 +174,15 @@ fn error_messages_are_one_line_with_the_fix() {
         ),
         ("invalid name", vec!["new", "bad name"]),
         ("invalid name (slash)", vec!["new", "a/b"]),
-        ("ssh not supported yet", vec!["new", "w", "--ssh", "host"]),
-        ("coder not supported yet", vec!["new", "w", "--coder", "ws"]),
         (
-            "doctor --ssh not supported yet",
-            vec!["doctor", "--ssh", "host"],
+            "ssh host with a space",
+            vec!["new", "w", "--ssh", "bad host"],
         ),
+        (
+            "ssh host with --src-base only",
+            vec!["new", "w", "--src-base", "/tmp/x"],
+        ),
+        ("coder not supported yet", vec!["new", "w", "--coder", "ws"]),
         (
             "unknown revision",
             vec!["new", "w", "--from", "no-such-ref"],

@@ -4,6 +4,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cmux_core::temp::{self, TempSweeper};
 use cmux_core::{BoxRead, DirEntry, Error, FileKind, Metadata, RemotePath, Result};
 use tokio::io::AsyncWriteExt;
 
@@ -129,7 +130,34 @@ async fn write_target(local: &Path) -> std::io::Result<PathBuf> {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-pub(crate) async fn write_atomic(local: &Path, path: &RemotePath, data: &[u8]) -> Result<()> {
+/// Removes the stale cmux temporary files of `dir` (see [`cmux_core::temp`]). Best
+/// effort: a failure here never fails the write.
+async fn sweep_stale_temps(dir: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    let now = temp::now_unix();
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(temp::is_temp_name) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata().await else {
+            continue;
+        };
+        if meta.is_file() && temp::is_stale(meta.mtime(), now) {
+            tracing::debug!(file = %entry.path().display(), "removing a stale temporary file");
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
+}
+
+pub(crate) async fn write_atomic(
+    local: &Path,
+    path: &RemotePath,
+    data: &[u8],
+    sweeper: &TempSweeper,
+) -> Result<()> {
     let io = |e| Error::from_io(HOST, path, "writing", e);
     let target = write_target(local).await.map_err(io)?;
     let existing_mode = match tokio::fs::metadata(&target).await {
@@ -148,10 +176,13 @@ pub(crate) async fn write_atomic(local: &Path, path: &RemotePath, data: &[u8]) -
         (Some(dir), Some(name)) => (dir.to_path_buf(), name.to_string_lossy().into_owned()),
         _ => return Err(Error::invalid(format!("{path}: not a file path"))),
     };
-    let temp = dir.join(format!(
-        ".{name}.cmux-tmp.{}.{}",
+    if dir.to_str().is_some_and(|d| sweeper.due(d)) {
+        sweep_stale_temps(&dir).await;
+    }
+    let temp = dir.join(temp::temp_name(
+        &name,
         std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
     ));
     let result = async {
         let mut file = tokio::fs::OpenOptions::new()

@@ -7,6 +7,10 @@
 //! Commands run as `bash -c` in their own process group, so a timeout or a cancel kills
 //! the command and every background child it started. Writes are atomic: a temporary
 //! file beside the target (named `.<name>.cmux-tmp.<pid>.<n>`), then `rename(2)`.
+//! Temporary files left by a killed writer are removed by the rule of
+//! [`cmux_core::temp`]: a write into a directory first removes the cmux temporary files
+//! there untouched for more than 10 minutes (each directory swept at most once every
+//! 10 minutes per runtime).
 
 #![deny(missing_docs)]
 
@@ -15,6 +19,7 @@ mod process;
 pub mod workspace;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use workspace::LocalSource;
@@ -27,6 +32,7 @@ use cmux_core::{
 #[derive(Debug, Clone)]
 pub struct LocalRuntime {
     home: RemotePath,
+    sweeper: Arc<cmux_core::temp::TempSweeper>,
 }
 
 impl LocalRuntime {
@@ -47,7 +53,10 @@ impl LocalRuntime {
                 "home directory {home} is not absolute"
             )));
         }
-        Ok(LocalRuntime { home })
+        Ok(LocalRuntime {
+            home,
+            sweeper: Arc::default(),
+        })
     }
 
     fn local(&self, path: &RemotePath) -> PathBuf {
@@ -98,7 +107,7 @@ impl Runtime for LocalRuntime {
     }
 
     async fn write_file(&self, path: &RemotePath, data: &[u8]) -> Result<()> {
-        files::write_atomic(&self.local(path), path, data).await
+        files::write_atomic(&self.local(path), path, data, &self.sweeper).await
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Metadata> {

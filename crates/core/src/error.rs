@@ -2,10 +2,34 @@
 
 use crate::path::RemotePath;
 
+/// `text` with control characters other than newline and tab written as escapes
+/// (`\u{1b}`, `\r`...), so host output and file names quoted in an error message can
+/// never drive the user's terminal (clear the screen, rewrite earlier lines).
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Result alias used across cmux.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything a [`Runtime`](crate::Runtime) operation or an agent tool can fail with.
+///
+/// Messages never carry raw control characters: text from the host (stderr, ssh's
+/// diagnostics, file names) is shown through [`escape_controls`].
 ///
 /// Variants are grouped by what a caller can do about them: retry later
 /// ([`Error::Connection`]), fix credentials ([`Error::Authentication`]), fix the input
@@ -42,7 +66,7 @@ pub enum Error {
     },
 
     /// A path that must be a directory is a file (or the reverse).
-    #[error("{host}: {path}: {message}")]
+    #[error("{host}: {path}: {}", escape_controls(message))]
     WrongKind {
         /// Runtime the path lives in.
         host: String,
@@ -54,7 +78,7 @@ pub enum Error {
 
     /// The host could not be reached or the connection broke. ssh's own diagnostic is in
     /// `message`. Retrying later may succeed.
-    #[error("{host}: connection failed: {message}")]
+    #[error("{host}: connection failed: {}", escape_controls(message))]
     Connection {
         /// The host as the user named it.
         host: String,
@@ -63,7 +87,7 @@ pub enum Error {
     },
 
     /// The host answered but refused our credentials.
-    #[error("{host}: authentication failed: {message}")]
+    #[error("{host}: authentication failed: {}", escape_controls(message))]
     Authentication {
         /// The host as the user named it.
         host: String,
@@ -72,7 +96,7 @@ pub enum Error {
     },
 
     /// The host's key is unknown or changed; nothing was sent to it.
-    #[error("{host}: host key verification failed: {message}")]
+    #[error("{host}: host key verification failed: {}", escape_controls(message))]
     HostKey {
         /// The host as the user named it.
         host: String,
@@ -81,7 +105,7 @@ pub enum Error {
     },
 
     /// An operation ran past its deadline and was stopped.
-    #[error("{host}: {what} timed out after {secs:.1}s")]
+    #[error("{host}: {} timed out after {secs:.1}s", escape_controls(what))]
     TimedOut {
         /// Runtime the operation ran in.
         host: String,
@@ -92,7 +116,7 @@ pub enum Error {
     },
 
     /// The caller cancelled the operation.
-    #[error("{host}: {what} was cancelled")]
+    #[error("{host}: {} was cancelled", escape_controls(what))]
     Cancelled {
         /// Runtime the operation ran in.
         host: String,
@@ -102,14 +126,18 @@ pub enum Error {
 
     /// The request itself is wrong (bad path, empty command, binary file given to a text
     /// tool...). `message` says how to fix it.
-    #[error("{message}")]
+    #[error("{}", escape_controls(message))]
     InvalidInput {
         /// What is wrong and how to fix it.
         message: String,
     },
 
     /// A command the operation depends on failed on the host (git, mkdir...).
-    #[error("{host}: {command} failed (exit {code}): {stderr}")]
+    #[error(
+        "{host}: {} failed (exit {code}): {}",
+        escape_controls(command),
+        escape_controls(stderr)
+    )]
     CommandFailed {
         /// Runtime the command ran in.
         host: String,
@@ -122,7 +150,7 @@ pub enum Error {
     },
 
     /// An I/O error with no better classification.
-    #[error("{host}: {context}: {source}")]
+    #[error("{host}: {}: {}", escape_controls(context), escape_controls(&source.to_string()))]
     Io {
         /// Runtime the operation ran in.
         host: String,
@@ -134,7 +162,7 @@ pub enum Error {
     },
 
     /// A failure specific to one backend (the Coder CLI, a registry file...).
-    #[error("{backend}: {message}")]
+    #[error("{backend}: {}", escape_controls(message))]
     Backend {
         /// Which backend or component failed.
         backend: String,
@@ -208,5 +236,24 @@ impl Error {
             Error::Cancelled { .. } => 130,
             _ => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_text_in_messages_is_escaped() {
+        let e = Error::CommandFailed {
+            host: "h".into(),
+            command: "git \x1b]0;x\x07".into(),
+            code: 1,
+            stderr: "fatal: \x1b[2J bad\r\nnext\tline".into(),
+        };
+        let text = e.to_string();
+        assert!(!text.contains('\x1b') && !text.contains('\r') && !text.contains('\x07'));
+        assert!(text.contains("\\u{1b}[2J bad\\r\nnext\tline"), "{text}");
+        assert_eq!(escape_controls("plain é\n"), "plain é\n");
     }
 }

@@ -9,6 +9,7 @@
 //!   and cancellation that kill the whole process group.
 //! - [`RemotePath`]: POSIX paths inside a runtime, never the local `PathBuf`.
 //! - [`quote`]: the one shell-quoting routine.
+//! - [`temp`]: temporary files of atomic writes and the rule that cleans left-overs.
 //! - [`tools`]: the agent tools (bash, read, write, edit, list, glob, grep), identical on
 //!   every backend because they only use the trait.
 //! - [`workspace`]: the workspace lifecycle (create, init, delete, rename, fork).
@@ -30,6 +31,7 @@ pub mod exec;
 pub mod path;
 pub mod quote;
 pub mod runtime;
+pub mod temp;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tools;

@@ -114,6 +114,10 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// Replaces a file's content atomically: readers see the old or the new content,
     /// never a mix. An existing file keeps its mode; writing through a symlink updates
     /// the link's target. New files get mode 0644 (subject to umask).
+    ///
+    /// A writer killed mid-write leaves the target intact and a temporary file beside
+    /// it; backends remove such left-overs by the rule of [`crate::temp`] (older than
+    /// 10 minutes, swept before a later write into the same directory).
     async fn write_file(&self, path: &RemotePath, data: &[u8]) -> Result<()>;
 
     /// Metadata of a path, following symlinks.

@@ -19,3 +19,5 @@ mod ssh_conformance;
 mod ssh_faults;
 mod ssh_workspace;
 mod ssh_multiprocess;
+mod reliability_crash_write;
+mod reliability_orphans;

@@ -21,3 +21,4 @@ mod ssh_workspace;
 mod ssh_multiprocess;
 mod reliability_crash_write;
 mod reliability_orphans;
+mod reliability_ssh_faults;

@@ -578,3 +578,31 @@ fn flock_exclusive(file: &File) -> std::io::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_state_dirs_fall_back_to_a_private_tmp_dir() {
+        let long = std::env::temp_dir().join("x".repeat(120));
+        let opts = SshOptions::default().control_dir(&long);
+        let dir = control_dir_for(&opts).expect("fallback");
+        assert_ne!(dir, long);
+        assert!(
+            dir.as_os_str().len() + 20 <= MAX_SOCKET_PATH,
+            "{}",
+            dir.display()
+        );
+        let meta = std::fs::metadata(&dir).expect("created");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        assert!(!long.exists(), "the long dir is not used");
+    }
+
+    #[test]
+    fn socket_names_are_stable_and_short() {
+        let a = stable_hash(&[b"host", b"/cfg"]);
+        assert_eq!(a, stable_hash(&[b"host", b"/cfg"]));
+        assert_ne!(a, stable_hash(&[b"hos", b"t/cfg"]));
+    }
+}

@@ -204,7 +204,14 @@ impl Runtime for SshRuntime {
     }
 
     async fn ensure_ready(&self) -> Result<()> {
-        self.state.primary().await.map(|_| ())
+        // A local mux alive check (no round trip to the host): a master that died since
+        // the last operation is replaced here rather than by the next operation.
+        let conn = self.state.primary().await?;
+        if conn::liveness(&conn.session).await == conn::Liveness::Dead {
+            self.state.mark_dead(&conn);
+            self.state.primary().await?;
+        }
+        Ok(())
     }
 
     async fn exec(&self, req: ExecRequest) -> Result<Process> {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use cmux_core::{ExecRequest, Runtime, RuntimeExt};
-use cmux_integration_tests::sshd::TestSshd;
+use cmux_integration_tests::sshd::{SshdOptions, TestSshd};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -29,13 +29,29 @@ where
 #[tokio::test]
 #[ignore = "benchmark: run by hand with --ignored --nocapture"]
 async fn ssh_bench() {
-    let sshd = TestSshd::start();
+    // Twice: with the login user's own shell startup (root's ~/.bashrc here runs
+    // `pyenv init`, which dominates every command), and with an empty HOME for the
+    // sessions (`SetEnv HOME=...`), which shows the transport's own cost.
+    bench_one("user's ~/.bashrc", SshdOptions::default()).await;
+    let empty_home = tempfile::tempdir().expect("tmp");
+    bench_one(
+        "empty HOME (no rc files)",
+        SshdOptions {
+            server_config: vec![format!("SetEnv HOME={}", empty_home.path().display())],
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+async fn bench_one(label: &str, options: SshdOptions) {
+    let sshd = TestSshd::start_with(options);
     let rt = sshd.runtime();
     rt.ensure_ready().await.expect("ready");
     let file = sshd.scratch_path().join("4k").expect("join");
     let data = vec![b'x'; 4096];
     rt.write_file(&file, &data).await.expect("write");
-    let n = 200;
+    let n = 100;
     let exec = measure(n, || async {
         let out = rt
             .output(ExecRequest::script("true"), 1024)
@@ -70,7 +86,7 @@ async fn ssh_bench() {
         assert!(status.success());
     })
     .await;
-    println!("median over {n} runs on a loopback sshd:");
+    println!("median over {n} runs on a loopback sshd, {label}:");
     println!("  exec `true`        {:>8.2?}", exec);
     println!("  read 4 KiB         {:>8.2?}", read);
     println!("  write 4 KiB        {:>8.2?}", write);

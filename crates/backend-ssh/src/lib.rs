@@ -61,7 +61,16 @@
 //!   output it still buffers).
 //! - **Reconnects**: one bounded, jittered backoff per host and process (2 s doubling
 //!   to 10 s, so at most ~6 connection attempts a minute while a host is down); while
-//!   it runs, operations fail fast with the last diagnostic.
+//!   it runs, operations fail fast with the last diagnostic. A master is "dead" only
+//!   when its socket is missing or refuses; a busy one (a burst filling its listen
+//!   backlog) is waited for, never replaced.
+//!
+//! ## What the host needs
+//!
+//! bash, a POSIX-compatible login shell (sh, bash, dash, zsh, ksh: the command line is
+//! POSIX-quoted), the SFTP subsystem, and git for workspaces.
+//! [`doctor::doctor`] checks all of it. Every command pays the login shell's startup
+//! (e.g. a heavy `~/.bashrc`, which bash reads for commands run by sshd) once.
 
 #![deny(missing_docs)]
 

@@ -576,6 +576,8 @@ fn hundred_exec_processes_at_once_on_one_ssh_workspace_all_succeed() {
     let r = Remote::start();
     let out = r.new_ws("w");
     assert!(out.status.success(), "{}", stderr(&out));
+    // No master up: the burst also races to start one.
+    r.stop_masters();
     let children: Vec<_> = (0..100)
         .map(|i| {
             r.command(&["exec", "w", "--", &format!("echo {i}")])
@@ -603,4 +605,6 @@ fn hundred_exec_processes_at_once_on_one_ssh_workspace_all_succeed() {
         failures.len(),
         failures.join("\n")
     );
+    let masters = r.masters();
+    assert_eq!(masters.len(), 1, "one shared master: {masters:?}");
 }

@@ -8,8 +8,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use cmux_core::{DirEntry, Error, ExecRequest, FileKind, Metadata, RemotePath, Result, RuntimeExt};
+use cmux_core::{
+    BoxRead, DirEntry, Error, ExecRequest, FileKind, Metadata, RemotePath, Result, RuntimeExt,
+};
 use openssh_sftp_client::error::{Error as SftpError, SftpErrorKind};
+use openssh_sftp_client::file::TokioCompatFile;
 use openssh_sftp_client::fs::Fs;
 use openssh_sftp_client::metadata::{MetaData, Permissions};
 
@@ -424,5 +427,31 @@ pub(crate) async fn write(state: &HostState, path: &RemotePath, data: &[u8]) -> 
             return Err(map(host, path, "writing", e));
         }
         Ok(())
+    })
+}
+
+/// Streams a file over SFTP (open + fstat, then reads as the caller consumes): no
+/// command on the host, so no login-shell startup.
+pub(crate) async fn open_read(state: &HostState, path: &RemotePath) -> Result<BoxRead> {
+    let host = state.host.as_str();
+    with_sftp!(state, |conn, _fs| {
+        let abs = absolute(state, &conn, path).await?;
+        let sftp = state.sftp(&conn).await?;
+        let mut file = sftp
+            .open(&abs)
+            .await
+            .map_err(|e| map(host, path, "opening", e))?;
+        let meta = file
+            .metadata()
+            .await
+            .map_err(|e| map(host, path, "opening", e))?;
+        if meta.file_type().is_some_and(|t| t.is_dir()) {
+            return Err(Fail::Op(Error::WrongKind {
+                host: host.to_owned(),
+                path: path.clone(),
+                message: "is a directory, not a file".into(),
+            }));
+        }
+        Ok(Box::pin(TokioCompatFile::new(file)) as BoxRead)
     })
 }

@@ -86,7 +86,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cmux_core::{DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime};
+use cmux_core::{
+    BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
+};
 
 pub use conn::control_dir_for;
 
@@ -229,6 +231,10 @@ impl Runtime for SshRuntime {
 
     async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>> {
         files::read(&self.state, path).await
+    }
+
+    async fn open_read(&self, path: &RemotePath) -> Result<BoxRead> {
+        files::open_read(&self.state, path).await
     }
 
     async fn write_file(&self, path: &RemotePath, data: &[u8]) -> Result<()> {

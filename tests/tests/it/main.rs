@@ -22,3 +22,4 @@ mod ssh_multiprocess;
 mod reliability_crash_write;
 mod reliability_orphans;
 mod reliability_ssh_faults;
+mod reliability_quoting;

@@ -210,7 +210,8 @@ pub struct ForkArgs {
 pub struct DoctorArgs {
     /// A workspace to check (default: cmux's own prerequisites).
     pub name: Option<String>,
-    /// Check an SSH host instead.
+    /// Check an SSH host instead: what ssh resolved, the connection, bash, git and
+    /// SFTP on the host (CMUX_SSH_CONFIG applies, as for `cmux new --ssh`).
     #[arg(long, value_name = "HOST", conflicts_with = "name")]
     pub ssh: Option<String>,
     /// Accept and remember the host's key if it is not in known_hosts yet (--ssh).

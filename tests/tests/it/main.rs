@@ -23,3 +23,5 @@ mod reliability_crash_write;
 mod reliability_orphans;
 mod reliability_ssh_faults;
 mod reliability_quoting;
+mod security_ssh_config;
+mod security_escapes;

@@ -25,3 +25,4 @@ mod reliability_ssh_faults;
 mod reliability_quoting;
 mod security_ssh_config;
 mod security_escapes;
+mod reliability_bad_input;

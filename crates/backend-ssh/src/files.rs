@@ -392,28 +392,69 @@ async fn write_target(
     ))))
 }
 
+fn temp_beside(target: &str, path: &RemotePath) -> Attempt<String> {
+    match target.rsplit_once('/') {
+        Some((dir, name)) if !name.is_empty() => Ok(format!(
+            "{dir}/.{name}.cmux-tmp.{}.{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        )),
+        _ => Err(Fail::Op(Error::invalid(format!("{path}: not a file path")))),
+    }
+}
+
 pub(crate) async fn write(state: &HostState, path: &RemotePath, data: &[u8]) -> Result<()> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
-        let (target, mode) = write_target(&mut fs, host, path, &abs).await?;
-        let (dir, name) = match target.rsplit_once('/') {
-            Some((dir, name)) if !name.is_empty() => (dir, name),
-            _ => return Err(Fail::Op(Error::invalid(format!("{path}: not a file path")))),
-        };
-        let temp = format!(
-            "{dir}/.{name}.cmux-tmp.{}.{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
         let sftp = state.sftp(&conn).await?;
+        let open_temp = |temp: String| {
+            let sftp = sftp.clone();
+            async move {
+                sftp.options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temp)
+                    .await
+            }
+        };
+        // Common case, one round trip saved: the lstat of the target and the creation
+        // of the temp file beside it travel together. A symlink (rare) is resolved
+        // first and the temp file made beside its target instead.
+        let temp = temp_beside(&abs, path)?;
+        let (lstat, opened) = tokio::join!(fs.symlink_metadata(&abs), open_temp(temp.clone()));
+        let (target, mode, temp, opened) = match lstat {
+            Ok(m) if m.file_type().is_some_and(|t| t.is_symlink()) => {
+                if let Ok(file) = opened {
+                    drop(file);
+                    let _ = fs.remove_file(&temp).await;
+                }
+                let (target, mode) = write_target(&mut fs, host, path, &abs).await?;
+                let temp = temp_beside(&target, path)?;
+                let opened = open_temp(temp.clone()).await;
+                (target, mode, temp, opened)
+            }
+            Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => {
+                if opened.is_ok() {
+                    let _ = fs.remove_file(&temp).await;
+                }
+                return Err(Fail::Op(Error::WrongKind {
+                    host: host.to_owned(),
+                    path: path.clone(),
+                    message: "is a directory, not a file".into(),
+                }));
+            }
+            Ok(m) => (abs.clone(), Some(mode_of(&m)), temp, opened),
+            Err(e) if is_kind(&e, SftpErrorKind::NoSuchFile) => (abs.clone(), None, temp, opened),
+            Err(e) => {
+                if opened.is_ok() {
+                    let _ = fs.remove_file(&temp).await;
+                }
+                return Err(map(host, path, "writing", e));
+            }
+        };
+        let mut file = opened.map_err(|e| map(host, path, "writing", e))?;
         let result: std::result::Result<(), SftpError> = async {
-            let mut file = sftp
-                .options()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .await?;
             file.write_all(data).await?;
             if let Some(mode) = mode {
                 file.set_permissions(Permissions::from(mode as u16)).await?;

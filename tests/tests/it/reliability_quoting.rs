@@ -7,9 +7,10 @@
 //!
 //! Cases: 2,000 per property on the local backend (`PROPTEST_CASES` raises it, never
 //! lowers it); over SSH a quarter of that (500 by default) because each case costs a few
-//! round trips (2,000 took ~20 s there, ~10 times that with the machine's heavy shell rc). The quoting code is the same
-//! (`cmux_core::quote`, `ExecRequest::to_shell_script`); SSH adds its own wrapper and
-//! SFTP names, which the smaller run covers.
+//! round trips: 2,000 would take ~20 s there with an empty shell rc, and minutes with a
+//! heavy one. The quoting code is the same (`cmux_core::quote`,
+//! `ExecRequest::to_shell_script`); SSH adds its own wrapper and SFTP names, which the
+//! smaller run covers.
 //!
 //! Paths are UTF-8 by design (`cmux_core::path`): a name that is not valid UTF-8 cannot
 //! be given to cmux; the test at the end shows such a name on the host is listed with

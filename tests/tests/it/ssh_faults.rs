@@ -107,3 +107,26 @@ async fn killed_master_is_replaced_transparently() {
         .await
         .expect("replaces the stale master");
 }
+
+#[tokio::test]
+async fn disconnect_closes_the_master_and_the_next_operation_reconnects() {
+    let sshd = TestSshd::start();
+    let rt = sshd.runtime();
+    rt.ensure_ready().await.expect("ready");
+    let pid = master_pid(&sshd, &rt);
+    rt.disconnect().await;
+    let check = sshd
+        .ssh_command()
+        .arg("-S")
+        .arg(rt.control_path())
+        .args(["-O", "check", sshd.alias()])
+        .output()
+        .expect("ssh -O check");
+    assert!(!check.status.success(), "the master exited");
+    let out = rt
+        .output(ExecRequest::script("echo hi"), 1024)
+        .await
+        .expect("reconnects");
+    assert_eq!(out.stdout, b"hi\n");
+    assert_ne!(master_pid(&sshd, &rt), pid);
+}

@@ -159,3 +159,57 @@ async fn forwarded_agent_never_reaches_the_host() {
         .expect("runs");
     assert_eq!(out.stdout_lossy().trim(), "none none none");
 }
+
+/// Run in a child process whose environment holds `CMUX_SECRET_TEST` (ignored alone).
+#[tokio::test]
+#[ignore = "child of local_environment_is_never_sent"]
+async fn env_child() {
+    let (Ok(config), Ok(alias), Ok(ctl)) = (
+        std::env::var("CMUX_IT_SSH_CONFIG"),
+        std::env::var("CMUX_IT_SSH_ALIAS"),
+        std::env::var("CMUX_IT_SSH_CTL"),
+    ) else {
+        return;
+    };
+    let options = cmux_backend_ssh::SshOptions::default()
+        .config_file(config)
+        .control_dir(ctl);
+    let rt = cmux_backend_ssh::SshRuntime::new(alias, options).expect("runtime");
+    let out = rt
+        .output(ExecRequest::script("echo ${CMUX_SECRET_TEST:-none}"), 1024)
+        .await
+        .expect("runs");
+    assert_eq!(out.stdout_lossy().trim(), "none");
+}
+
+#[test]
+fn local_environment_is_never_sent() {
+    let sshd = TestSshd::start_with(SshdOptions {
+        client_config: vec!["SendEnv CMUX_SECRET_TEST".into()],
+        server_config: vec!["AcceptEnv CMUX_SECRET_TEST".into()],
+        ..Default::default()
+    });
+    // Control: plain ssh with this config sends it.
+    let plain = sshd
+        .ssh_command()
+        .args([sshd.alias(), "echo ${CMUX_SECRET_TEST:-none}"])
+        .env("CMUX_SECRET_TEST", "leak")
+        .output()
+        .expect("ssh");
+    assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "leak");
+    let exe = if std::path::Path::new("/proc/self/exe").exists() {
+        std::path::PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe().expect("test binary")
+    };
+    let out = Command::new(exe)
+        .args(["ssh_safety::env_child", "--exact", "--ignored"])
+        .env("CMUX_SECRET_TEST", "leak")
+        .env("CMUX_IT_SSH_CONFIG", sshd.config_path())
+        .env("CMUX_IT_SSH_ALIAS", sshd.alias())
+        .env("CMUX_IT_SSH_CTL", sshd.dir().join("ctl"))
+        .output()
+        .expect("child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}

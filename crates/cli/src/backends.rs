@@ -84,7 +84,8 @@ fn ssh_config_from_env() -> Result<Option<PathBuf>> {
             path.display()
         )));
     }
-    Ok(Some(path))
+    // Recorded in the workspace: the plain path reads better than `proj/../cfg`.
+    Ok(Some(std::fs::canonicalize(&path).unwrap_or(path)))
 }
 
 /// The options of an SSH workspace's runtime: its config file, its host key policy,

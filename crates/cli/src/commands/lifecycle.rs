@@ -130,9 +130,17 @@ pub async fn rm(ctx: &Ctx, args: &RmArgs) -> Result<i32> {
         DeleteOutcome::KeptInPlace => format!("in place: {} kept", record.path),
     };
     match &record.branch {
-        Some(branch) if !record.in_place => out!(
+        // A local workspace's branch lives in the project and stays. A remote one's
+        // lives in the host's shared repository, which drops it with the worktree
+        // (rm refused while it had commits the project lacks, unless --force).
+        Some(branch) if !record.in_place && record.backend == BackendConfig::Local => out!(
             "removed workspace {} ({note}; branch {branch} kept)",
             record.name
+        ),
+        _ if record.backend != BackendConfig::Local => out!(
+            "removed workspace {} ({}: {note})",
+            record.name,
+            record.backend.label()
         ),
         _ => out!("removed workspace {} ({note})", record.name),
     }

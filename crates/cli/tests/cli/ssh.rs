@@ -281,8 +281,19 @@ fn ssh_rm_of_a_clean_workspace_and_of_one_already_gone() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let (a, b) = (r.path_of("a"), r.path_of("b"));
-    r.ok(&["rm", "a"]);
+    let out = r.ok(&["rm", "a"]);
     assert!(!a.exists());
+    assert_eq!(
+        out.trim(),
+        format!(
+            "removed workspace a (ssh:{}: removed {})",
+            r.host(),
+            a.display()
+        )
+    );
+    // The host's shared repository dropped the branch with the worktree.
+    let bare = a.parent().expect("project dir").join(".cmux-base.git");
+    assert!(git(&bare, &["branch", "--list", "a"]).trim().is_empty());
     std::fs::remove_dir_all(&b).expect("remove by hand");
     let out = r.ok(&["rm", "b"]);
     assert!(out.contains("already gone"), "{out}");
@@ -655,4 +666,68 @@ fn interrupting_ssh_exec_kills_the_command_group_on_the_host() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(gone, "background sleep {bg} was killed on the host");
+}
+
+#[test]
+#[ignore = "backend-ssh does not retry a refused SFTP session open yet (~70 of 100 fail); fixed after the SSH engineer's window"]
+fn hundred_mixed_file_and_exec_processes_at_once_all_succeed() {
+    let r = Remote::start();
+    let out = r.new_ws("w");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ws = r.path_of("w");
+    // Each process opens its own channel (exec) or SFTP session (cat, write, ls) on
+    // the one shared master: far more than the host's MaxSessions at once.
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            let name = format!("f{i}.txt");
+            let args: Vec<String> = match i % 4 {
+                0 => vec!["exec".into(), "w".into(), "--".into(), format!("echo {i}")],
+                1 => vec!["cat".into(), "w".into(), "README.md".into()],
+                2 => vec!["write".into(), "w".into(), name],
+                _ => vec!["ls".into(), "w".into()],
+            };
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut child = r
+                .command(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("cmux starts");
+            if i % 4 == 2 {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().expect("stdin");
+                stdin.write_all(format!("{i}\n").as_bytes()).expect("write");
+            } else {
+                drop(child.stdin.take());
+            }
+            child
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("cmux ends");
+        let expected_ok = match i % 4 {
+            0 => stdout(&out) == format!("{i}\n"),
+            1 => stdout(&out) == "hello\n",
+            2 => {
+                std::fs::read_to_string(ws.join(format!("f{i}.txt"))).ok() == Some(format!("{i}\n"))
+            }
+            _ => stdout(&out).contains("README.md"),
+        };
+        if !out.status.success() || !expected_ok {
+            failures.push(format!(
+                "#{i}: exit {:?}, stdout {:?}, stderr {:?}",
+                out.status.code(),
+                stdout(&out),
+                stderr(&out)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 100 failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

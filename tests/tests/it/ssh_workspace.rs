@@ -74,7 +74,26 @@ async fn lifecycle_on_an_ssh_host() {
         .expect("lock")
         .contains(&(HookStream::Stdout, "hello w1 ssh".to_owned())));
 
-    // A new local commit reaches the second workspace through the same bare repo.
+    // A new local commit reaches the second workspace through the same bare repo, and
+    // only the new objects travel: keep every push as a pack to count them.
+    git(&bare, &["config", "receive.unpackLimit", "1"]);
+    for i in 0..20 {
+        std::fs::write(project_dir.join(format!("f{i}.txt")), format!("{i}\n")).expect("write");
+    }
+    git(&project_dir, &["add", "-A"]);
+    git(&project_dir, &["commit", "-q", "-m", "many files"]);
+    lifecycle
+        .create("w0", &project, &CreateOptions::default(), &NoProgress)
+        .await
+        .expect("create w0");
+    let in_pack = |bare: &Path| -> u64 {
+        git(bare, &["count-objects", "-v"])
+            .lines()
+            .find_map(|l| l.strip_prefix("in-pack: "))
+            .and_then(|n| n.parse().ok())
+            .expect("in-pack count")
+    };
+    let before = in_pack(&bare);
     std::fs::write(project_dir.join("b.txt"), "b\n").expect("write");
     git(&project_dir, &["add", "-A"]);
     git(&project_dir, &["commit", "-q", "-m", "two"]);
@@ -83,6 +102,13 @@ async fn lifecycle_on_an_ssh_host() {
         .await
         .expect("create w2");
     assert!(Path::new(w2.path.as_str()).join("b.txt").exists());
+    // commit + root tree + blob (+ a delta base index-pack appends to complete a thin
+    // pack), not the 22 objects of the previous push again.
+    let sent = in_pack(&bare) - before;
+    assert!(
+        (3..=4).contains(&sent),
+        "{sent} objects: only the new ones should travel"
+    );
 
     // A commit made on the host only: rm refuses, unless forced.
     std::fs::write(host_dir.join("c.txt"), "c\n").expect("write");

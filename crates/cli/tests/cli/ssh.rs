@@ -524,6 +524,14 @@ fn doctor_shows_what_ssh_resolved_and_checks_the_host() {
         text.contains("FAIL ssh connection") && text.contains("fix: "),
         "{text}"
     );
+    let out = r.run(&["exec", "w", "--", "true"]);
+    assert_eq!(out.status.code(), Some(255));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(r.host()) && err.contains("authorized_keys"),
+        "names the host and the next step: {err}"
+    );
 }
 
 /// Replaces what depends on the machine and the test (paths, port, versions, user).

@@ -32,11 +32,11 @@ impl Report {
             out!(
                 "{} {}: {}",
                 if check.ok { "ok  " } else { "FAIL" },
-                check.what,
-                check.detail
+                printable(&check.what),
+                printable(&check.detail)
             );
             if let Some(fix) = &check.fix {
-                out!("     fix: {fix}");
+                out!("     fix: {}", printable(fix));
             }
         }
         self.checks.push(check);
@@ -55,6 +55,20 @@ impl Report {
         }
         Ok(code)
     }
+}
+
+/// `text` with control characters escaped: details quote what a host printed, which
+/// must not drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Prints one line per check (or JSON); exits 1 when any failed.
@@ -209,4 +223,18 @@ async fn workspace(report: &mut Report, name: &str) -> Result<()> {
         Err(e) => report.line(false, "git", &e.to_string()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn host_text_cannot_drive_the_terminal() {
+        assert_eq!(
+            printable("bash 5.2\u{1b}[2J\r\x07"),
+            "bash 5.2\\u{1b}[2J\\r\\u{7}"
+        );
+        assert_eq!(printable("ok: é ü"), "ok: é ü");
+    }
 }

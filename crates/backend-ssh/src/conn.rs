@@ -16,6 +16,13 @@ use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use crate::diag::{self, Failure};
 use crate::SshOptions;
 
+/// Spacing of connection attempts while a host is down: at most 6 a minute, from
+/// every cmux process together.
+const RETRY_SPACING: Duration = Duration::from_secs(10);
+
+/// How long a refused SFTP channel is retried.
+const SFTP_RETRY_FOR: Duration = Duration::from_secs(10);
+
 /// Longest socket path we create: OpenSSH binds `<path>.<16 random chars>` first, and
 /// macOS allows 104 bytes including the NUL.
 const MAX_SOCKET_PATH: usize = 104 - 1 - 17;
@@ -30,6 +37,8 @@ pub(crate) struct HostState {
     conns: Mutex<Vec<Arc<Conn>>>,
     grow: tokio::sync::Mutex<()>,
     backoff: Mutex<Backoff>,
+    /// Directories whose stale temporary files were swept recently.
+    pub(crate) sweeper: cmux_core::temp::TempSweeper,
 }
 
 /// One master (a slot): the mux session, its channel gate, its SFTP session.
@@ -167,6 +176,7 @@ impl HostState {
             conns: Mutex::new(Vec::new()),
             grow: tokio::sync::Mutex::new(()),
             backoff: Mutex::new(Backoff::default()),
+            sweeper: cmux_core::temp::TempSweeper::new(),
         });
         reg.retain(|_, w| w.strong_count() > 0);
         reg.insert(key, Arc::downgrade(&state));
@@ -366,10 +376,10 @@ impl HostState {
         }
         self.check_backoff()?;
         let result = self.launch_master(&sock).await;
-        drop(lock_file);
         match result {
             Ok(()) => {
-                *lock(&self.backoff) = Backoff::default();
+                self.clear_backoff();
+                drop(lock_file);
                 self.try_attach(&sock).await.ok_or_else(|| Error::Connection {
                     host: self.host.clone(),
                     message: format!(
@@ -380,32 +390,100 @@ impl HostState {
                 })
             }
             Err(failure) => {
-                let err = failure.to_error(&self.host);
-                let mut b = lock(&self.backoff);
-                b.failures += 1;
-                let base = (2u64 << (b.failures - 1).min(3)).min(10) as f64;
-                let delay = Duration::from_secs_f64(base * (0.8 + 0.4 * fastrand::f64()));
-                b.next_attempt = Some(Instant::now() + delay);
-                b.last = Some(failure);
-                Err(err)
+                // Recorded before the lock is released: processes waiting on it see
+                // the budget and fail fast instead of attempting too.
+                self.record_failure(&failure);
+                drop(lock_file);
+                Err(failure.to_error(&self.host))
             }
         }
     }
 
-    fn check_backoff(&self) -> Result<()> {
-        let b = lock(&self.backoff);
-        if let (Some(at), Some(last)) = (b.next_attempt, &b.last) {
-            let now = Instant::now();
-            if at > now {
-                let mut failure = last.clone();
-                failure.detail.push_str(&format!(
-                    " (cmux waits {:.0}s before the next connection attempt to this host)",
-                    (at - now).as_secs_f64().ceil()
-                ));
-                return Err(failure.to_error(&self.host));
-            }
+    /// The host's connection budget, shared by every cmux process through a file in
+    /// the control dir (per host, config and host-key policy: accepting a new key
+    /// right after a strict refusal is a deliberate new attempt).
+    fn backoff_path(&self) -> PathBuf {
+        let policy = if self.opts.accept_new_host_key {
+            "accept-new"
+        } else {
+            "strict"
+        };
+        self.ctl_dir.join(format!("{}-{policy}.backoff", self.key))
+    }
+
+    fn record_failure(&self, failure: &Failure) {
+        let delay = RETRY_SPACING + Duration::from_secs_f64(2.0 * fastrand::f64());
+        {
+            let mut b = lock(&self.backoff);
+            b.failures += 1;
+            b.next_attempt = Some(Instant::now() + delay);
+            b.last = Some(failure.clone());
         }
-        Ok(())
+        let next_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| (d + delay).as_millis())
+            .unwrap_or(0);
+        let line = format!(
+            "{next_ms}\t{}\t{}\n",
+            failure.kind.as_str(),
+            failure.detail.replace(['\n', '\t'], " ")
+        );
+        let path = self.backoff_path();
+        let temp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&temp, line).is_ok() && std::fs::rename(&temp, &path).is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+    }
+
+    fn clear_backoff(&self) {
+        *lock(&self.backoff) = Backoff::default();
+        let _ = std::fs::remove_file(self.backoff_path());
+    }
+
+    fn check_backoff(&self) -> Result<()> {
+        let now = Instant::now();
+        let (wait, failure) = {
+            let b = lock(&self.backoff);
+            match (b.next_attempt, &b.last) {
+                (Some(at), Some(last)) if at > now => (Some(at - now), Some(last.clone())),
+                _ => (None, None),
+            }
+        };
+        let (wait, failure) = match (wait, failure) {
+            (Some(w), Some(f)) => (w, f),
+            _ => match self.read_budget_file() {
+                Some(found) => found,
+                None => return Ok(()),
+            },
+        };
+        let mut failure = failure;
+        failure.detail.push_str(&format!(
+            " (cmux waits {:.0}s before the next connection attempt to this host)",
+            wait.as_secs_f64().ceil()
+        ));
+        Err(failure.to_error(&self.host))
+    }
+
+    /// Another process's recorded failure, while its wait runs.
+    fn read_budget_file(&self) -> Option<(Duration, Failure)> {
+        let text = std::fs::read_to_string(self.backoff_path()).ok()?;
+        let mut parts = text.trim_end_matches('\n').splitn(3, '\t');
+        let next_ms: u128 = parts.next()?.parse().ok()?;
+        let kind = crate::diag::Kind::parse(parts.next()?)?;
+        let detail = parts.next()?.to_owned();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis();
+        if next_ms <= now_ms {
+            return None;
+        }
+        let wait = Duration::from_millis(u64::try_from(next_ms - now_ms).ok()?);
+        // A clock jump must not lock a host out for long.
+        if wait > RETRY_SPACING * 2 {
+            return None;
+        }
+        Some((wait, Failure { kind, detail }))
     }
 
     async fn launch_master(&self, sock: &Path) -> std::result::Result<(), Failure> {
@@ -477,22 +555,36 @@ impl HostState {
             .get_or_insert_with(Default::default)
             .clone();
         cell.get_or_try_init(|| async {
-                Sftp::from_clonable_session(
+            // A refused channel (the host's MaxSessions, taken by other processes for
+            // a moment) is retried like exec channels; a dead master is not.
+            let started = Instant::now();
+            let mut delay = Duration::from_millis(10);
+            loop {
+                let result = Sftp::from_clonable_session(
                     conn.session.clone(),
                     SftpOptions::new().flush_interval(Duration::ZERO),
                 )
-                .await
-                .map(Arc::new)
-                .map_err(|e| Error::Connection {
-                    host: self.host.clone(),
-                    message: format!(
-                        "cannot start the SFTP subsystem: {e}; check that the host's sshd has `Subsystem sftp` configured (`cmux doctor --ssh {}`)",
-                        self.host
-                    ),
-                })
-            })
-            .await
-            .cloned()
+                .await;
+                let err = match result {
+                    Ok(sftp) => return Ok(Arc::new(sftp)),
+                    Err(e) => e,
+                };
+                let dead = liveness(&conn.session).await == Liveness::Dead;
+                if dead || started.elapsed() > SFTP_RETRY_FOR {
+                    return Err(Error::Connection {
+                        host: self.host.clone(),
+                        message: format!(
+                            "cannot start the SFTP subsystem: {err}; check that the host's sshd has `Subsystem sftp` configured (`cmux doctor --ssh {}`)",
+                            self.host
+                        ),
+                    });
+                }
+                tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64())).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+        })
+        .await
+        .cloned()
     }
 
     /// Drops the SFTP session of `conn` (its channel broke); the next use opens another.

@@ -14,6 +14,27 @@ pub(crate) enum Kind {
     Local,
 }
 
+impl Kind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Connection => "connection",
+            Kind::Authentication => "authentication",
+            Kind::HostKey => "hostkey",
+            Kind::Local => "local",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "connection" => Kind::Connection,
+            "authentication" => Kind::Authentication,
+            "hostkey" => Kind::HostKey,
+            "local" => Kind::Local,
+            _ => return None,
+        })
+    }
+}
+
 /// A classified connection failure, kept for the backoff's fast failures.
 #[derive(Clone, Debug)]
 pub(crate) struct Failure {

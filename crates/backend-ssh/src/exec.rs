@@ -432,25 +432,26 @@ impl ProcessControl for SshControl {
         if self.result.borrow().is_some() {
             return Ok(());
         }
-        // The pgid arrives with the command's first output; a command that has not
-        // started yet is given a moment.
-        let pgid = {
-            let mut rx = self.pgid.clone();
-            let waited =
-                tokio::time::timeout(Duration::from_secs(10), rx.wait_for(Option::is_some)).await;
-            match waited {
-                Ok(Ok(p)) => *p,
-                _ => None,
-            }
-        };
-        let Some(pgid) = pgid else {
-            tracing::warn!(host = %self.state.host, "cannot kill: the command never reported its process group");
-            return Ok(());
-        };
-        if self.result.borrow().is_some() {
-            return Ok(());
+        let known = *self.pgid.borrow();
+        if let Some(pgid) = known {
+            return kill_group(&self.state, &self.conn, pgid).await;
         }
-        kill_group(&self.state, &self.conn, pgid).await
+        // Not started yet (a slow login shell): kill it as soon as it reports its
+        // process group, however late, unless it ends first.
+        let (state, conn) = (self.state.clone(), self.conn.clone());
+        let (mut pgid, mut result) = (self.pgid.clone(), self.result.clone());
+        tokio::spawn(async move {
+            let late = tokio::select! {
+                p = pgid.wait_for(Option::is_some) => p.ok().and_then(|p| *p),
+                _ = result.wait_for(Option::is_some) => None,
+            };
+            if let Some(p) = late {
+                if let Err(e) = kill_group(&state, &conn, p).await {
+                    tracing::warn!(host = %state.host, "late kill failed: {e}");
+                }
+            }
+        });
+        Ok(())
     }
 }
 

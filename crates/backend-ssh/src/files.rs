@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use cmux_core::temp;
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, FileKind, Metadata, RemotePath, Result, RuntimeExt,
 };
@@ -43,7 +44,12 @@ macro_rules! with_sftp {
         loop {
             let $conn: Arc<Conn> = state.primary().await?;
             let attempt = async {
-                let sftp = state.sftp(&$conn).await?;
+                // A failed SFTP start is a transport failure: a dead master is
+                // replaced and the operation retried once.
+                let sftp = state
+                    .sftp(&$conn)
+                    .await
+                    .map_err(|e| Fail::Transport(e.to_string()))?;
                 #[allow(unused_mut)]
                 let mut $fs: Fs = sftp.fs();
                 $body
@@ -395,11 +401,50 @@ async fn write_target(
 fn temp_beside(target: &str, path: &RemotePath) -> Attempt<String> {
     match target.rsplit_once('/') {
         Some((dir, name)) if !name.is_empty() => Ok(format!(
-            "{dir}/.{name}.cmux-tmp.{}.{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            "{dir}/{}",
+            temp::temp_name(
+                name,
+                std::process::id(),
+                TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            )
         )),
         _ => Err(Fail::Op(Error::invalid(format!("{path}: not a file path")))),
+    }
+}
+
+/// Removes the stale cmux temporary files of `dir` (the rule of `cmux_core::temp`:
+/// left by a killed writer, untouched for 10 minutes), at most once per directory per
+/// 10 minutes per runtime. Best effort: never fails the write.
+async fn sweep_stale_temps(state: &HostState, fs: &mut Fs, dir: &str) {
+    if !state.sweeper.due(dir) {
+        return;
+    }
+    let Ok(handle) = fs.open_dir(if dir.is_empty() { "/" } else { dir }).await else {
+        return;
+    };
+    let mut stream = Box::pin(handle.read_dir());
+    let now = temp::now_unix();
+    let mut stale = Vec::new();
+    while let Some(Ok(entry)) =
+        std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx)).await
+    {
+        let name = entry.filename().to_string_lossy().into_owned();
+        if !temp::is_temp_name(&name) {
+            continue;
+        }
+        let meta = entry.metadata();
+        let is_file = meta.file_type().is_some_and(|t| t.is_file());
+        let modified = meta
+            .modified()
+            .map(|t| i64::try_from(t.as_duration().as_secs()).unwrap_or(i64::MAX));
+        if is_file && modified.is_some_and(|m| temp::is_stale(m, now)) {
+            stale.push(format!("{dir}/{name}"));
+        }
+    }
+    drop(stream);
+    for file in stale {
+        tracing::debug!(file = %file, "removing a stale temporary file");
+        let _ = fs.remove_file(&file).await;
     }
 }
 
@@ -454,6 +499,9 @@ pub(crate) async fn write(state: &HostState, path: &RemotePath, data: &[u8]) -> 
             }
         };
         let mut file = opened.map_err(|e| map(host, path, "writing", e))?;
+        if let Some((dir, _)) = target.rsplit_once('/') {
+            sweep_stale_temps(state, &mut fs, dir).await;
+        }
         let result: std::result::Result<(), SftpError> = async {
             file.write_all(data).await?;
             if let Some(mode) = mode {

@@ -59,9 +59,12 @@
 //!   connection lost while it runs is [`Error::Connection`]. The mux session stays
 //!   open until stdout and stderr are drained (closing it earlier makes the master drop
 //!   output it still buffers).
-//! - **Reconnects**: one bounded, jittered backoff per host and process (2 s doubling
-//!   to 10 s, so at most ~6 connection attempts a minute while a host is down); while
-//!   it runs, operations fail fast with the last diagnostic. A master is "dead" only
+//! - **Reconnects**: one connection budget per host, shared by every operation and
+//!   every cmux process through a small file in the control dir
+//!   (`<key>-<policy>.backoff`, written under the master's start lock): after a
+//!   failed attempt the next one waits 10–12 s, so a down host sees at most 6
+//!   attempts a minute however many agents ask; meanwhile operations fail fast with
+//!   the last diagnostic and the wait. A master is "dead" only
 //!   when its socket is missing or refuses; a busy one (a burst filling its listen
 //!   backlog) is waited for, never replaced.
 //!

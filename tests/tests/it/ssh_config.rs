@@ -45,3 +45,43 @@ async fn doctor_reports_resolution_and_host_tools() {
         .expect("check");
     assert!(!conn.ok && conn.fix.is_some(), "{report:#?}");
 }
+
+#[tokio::test]
+async fn proxy_jump_works_with_the_forced_safety_options() {
+    let sshd = TestSshd::start();
+    let d = sshd.dir();
+    let top = d.join("jump_config");
+    std::fs::write(
+        &top,
+        format!(
+            // Include first: after a Host line it would only apply inside that block.
+            "Include {inc}\nHost jumped\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  \
+             IdentityFile {key}\n  IdentitiesOnly yes\n  HostKeyAlias {alias_key}\n  \
+             UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  ProxyJump {jump}\n",
+            port = sshd.port(),
+            user = sshd.user(),
+            key = sshd.client_key_path().display(),
+            alias_key = cmux_integration_tests::sshd::HOST_KEY_ALIAS,
+            kh = sshd.known_hosts_path().display(),
+            jump = sshd.alias(),
+            inc = sshd.config_path().display(),
+        ),
+    )
+    .expect("write");
+    let rt = cmux_backend_ssh::SshRuntime::new("jumped", sshd.ssh_options().config_file(&top))
+        .expect("runtime");
+    let out = rt
+        .output(ExecRequest::script("echo via-jump"), 1024)
+        .await
+        .unwrap_or_else(|e| panic!("through ProxyJump: {e}"));
+    assert_eq!(out.stdout_lossy().trim(), "via-jump");
+    let report =
+        cmux_backend_ssh::doctor::doctor("jumped", &sshd.ssh_options().config_file(&top)).await;
+    assert_eq!(
+        report
+            .resolved
+            .as_ref()
+            .and_then(|r| r.proxy_jump.as_deref()),
+        Some(sshd.alias())
+    );
+}

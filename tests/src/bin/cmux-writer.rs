@@ -5,7 +5,7 @@
 //! Usage: `cmux-writer local <file> <bytes>` or
 //! `cmux-writer ssh <file> <bytes> <alias> <ssh config> <control dir>`.
 //! It writes alternately `bytes` bytes of `A` and of `B`, prints `ready` on stdout
-//! once the runtime is connected, and never exits on its own.
+//! once the first write is done, and never exits on its own.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -52,8 +52,6 @@ fn main() {
             .ensure_ready()
             .await
             .unwrap_or_else(|e| fail(e.to_string()));
-        println!("ready");
-        let _ = std::io::stdout().flush();
         // `CMUX_WRITER_EXIT_AFTER=n`: exit after n writes without closing anything, as
         // the CLI does (for the tests of what a process exit leaves on the master).
         let exit_after: Option<usize> = std::env::var("CMUX_WRITER_EXIT_AFTER")
@@ -65,6 +63,12 @@ fn main() {
             }
             if let Err(e) = runtime.write_file(&path, &contents[i % 2]).await {
                 fail(format!("write {i}: {e}"));
+            }
+            if i == 0 {
+                // Connected and its file channel open: from now on a kill lands in a
+                // write (or between two).
+                println!("ready");
+                let _ = std::io::stdout().flush();
             }
         }
     });

@@ -32,10 +32,15 @@ fn seed() -> u64 {
     seed
 }
 
-/// Runs `KILLS` rounds of: start the writer, wait until it is connected, let it write
-/// for a random 0-30 ms, SIGKILL it, check the target. Returns how many rounds left a
-/// temporary file behind (kills that landed mid-write).
-fn kill_rounds(writer: impl Fn() -> Command, target: &Path, diag: impl Fn() -> String) -> usize {
+/// Runs `KILLS` rounds of: start the writer, wait until its first write is done, let it
+/// write on for a random 0-`max_ms` ms, SIGKILL it, check the target. Returns how many
+/// rounds left a temporary file behind (kills that landed mid-write).
+fn kill_rounds(
+    writer: impl Fn() -> Command,
+    target: &Path,
+    max_ms: u64,
+    diag: impl Fn() -> String,
+) -> usize {
     let mut rng = fastrand::Rng::with_seed(seed());
     let dir = target.parent().expect("target has a parent");
     let mut mid_write = 0;
@@ -61,7 +66,7 @@ fn kill_rounds(writer: impl Fn() -> Command, target: &Path, diag: impl Fn() -> S
                 .read_to_string(&mut err);
             panic!("round {round}: the writer did not start: {line:?} {err}");
         }
-        std::thread::sleep(Duration::from_micros(rng.u64(0..30_000)));
+        std::thread::sleep(Duration::from_micros(rng.u64(0..max_ms * 1000)));
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("reaped");
         assert!(
@@ -183,6 +188,7 @@ async fn local_writer_killed_200_times_never_tears_the_file() {
                 cmd
             },
             &t,
+            30,
             String::new,
         )
     })
@@ -225,6 +231,7 @@ async fn ssh_writer_killed_200_times_never_tears_the_file() {
                 cmd
             },
             &t,
+            60,
             diag,
         )
     })

@@ -199,7 +199,6 @@ async fn local_writer_killed_200_times_never_tears_the_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "backend-ssh bug found by this test, fixed after 20:15 UTC: every process opens its own SFTP channel and a refused open (MaxSessions: the killed writers' sessions linger while the host's shell rc runs) fails at once instead of being retried like exec channels"]
 async fn ssh_writer_killed_200_times_never_tears_the_file() {
     let sshd = TestSshd::start();
     let target = sshd.scratch().join("target");

@@ -277,7 +277,6 @@ async fn hammer_down_host(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "backend-ssh: its backoff (2 s doubling to 10 s) allows ~5 attempts in the first 25 s; fixed after 20:15 UTC"]
 async fn down_host_sees_at_most_six_attempts_a_minute_from_many_callers() {
     let f = Faulty::start(Duration::ZERO).await;
     let rt = Arc::new(f.runtime());
@@ -298,7 +297,6 @@ async fn down_host_sees_at_most_six_attempts_a_minute_from_many_callers() {
 /// options (so they share no in-process state, only the control socket directory and
 /// host, as two `cmux` processes do) still respect one budget for the host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "backend-ssh: the backoff is per process; a shared (on-disk) budget is added after 20:15 UTC"]
 async fn down_host_budget_is_shared_by_separate_runtimes() {
     let f = Faulty::start(Duration::ZERO).await;
     let first = Arc::new(f.runtime());

@@ -1,8 +1,10 @@
 //! File operations over the SFTP session of the first master.
 //!
-//! Round trips: stat, rename, mkdir = 1; read = open + fstat + read + close (pipelined
-//! by the client library); write = lstat + open + write + close + posix-rename (+ one
-//! fsetstat when an existing file's mode is kept).
+//! Round trips (requests sent together by [`crate::pipeline`] count once): stat,
+//! rename, mkdir = 1; read = 2 (open + stat, then every read + one finding the end of
+//! file; the close is not awaited); list = 2 up to ~300 entries; write = 3 (lstat +
+//! temp open, then writes + mode, then the rename once the writes succeeded);
+//! open_read = 1 before the first read.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,27 +153,30 @@ pub(crate) async fn resolve(state: &HostState, path: &str) -> Result<RemotePath>
     RemotePath::new(absolute(state, &conn, &path).await?)
 }
 
+/// Round trips: 2. The open and a stat of the path go together (the stat gives the
+/// size, so every read can be sent at once, and tells a directory apart); then the
+/// reads, with one past the end that must find the end of file. The close is sent
+/// without waiting for its answer.
 pub(crate) async fn read(state: &HostState, path: &RemotePath) -> Result<Vec<u8>> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
-        match fs.read(&abs).await {
-            Ok(bytes) => Ok(bytes.to_vec()),
-            Err(e) if is_kind(&e, SftpErrorKind::Failure) => {
-                // sftp-server opens a directory fine and fails the read: say what it is.
-                match fs.metadata(&abs).await {
-                    Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => {
-                        Err(Fail::Op(Error::WrongKind {
-                            host: host.to_owned(),
-                            path: path.clone(),
-                            message: "is a directory, not a file".into(),
-                        }))
-                    }
-                    _ => Err(map(host, path, "reading", e)),
-                }
-            }
-            Err(e) => Err(map(host, path, "reading", e)),
+        let sftp = state.sftp(&conn).await?;
+        let (meta, opened) = tokio::join!(fs.metadata(&abs), sftp.open(&abs));
+        let is_dir = matches!(&meta, Ok(m) if m.file_type().is_some_and(|t| t.is_dir()));
+        if is_dir {
+            // sftp-server opens a directory fine and fails the read: say what it is.
+            return Err(Fail::Op(Error::WrongKind {
+                host: host.to_owned(),
+                path: path.clone(),
+                message: "is a directory, not a file".into(),
+            }));
         }
+        let file = opened.map_err(|e| map(host, path, "reading", e))?;
+        let expected = meta.ok().and_then(|m| m.len());
+        crate::pipeline::read_to_end(&file, expected)
+            .await
+            .map_err(|e| map(host, path, "reading", e))
     })
 }
 
@@ -194,6 +199,7 @@ pub(crate) async fn stat(state: &HostState, path: &RemotePath) -> Result<Metadat
     })
 }
 
+/// Round trips: 2 up to ~300 entries (opendir, then readdir requests sent together).
 pub(crate) async fn read_dir(state: &HostState, path: &RemotePath) -> Result<Vec<DirEntry>> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
@@ -218,28 +224,21 @@ pub(crate) async fn read_dir(state: &HostState, path: &RemotePath) -> Result<Vec
             }
             Err(e) => return Err(map(host, path, "listing", e)),
         };
-        let mut stream = Box::pin(dir.read_dir());
-        let mut entries = Vec::new();
-        loop {
-            let next =
-                std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx))
-                    .await;
-            match next {
-                None => break,
-                Some(Err(e)) => return Err(map(host, path, "listing", e)),
-                Some(Ok(entry)) => {
-                    let name = entry.filename().to_string_lossy().into_owned();
-                    if name == "." || name == ".." {
-                        continue;
-                    }
-                    let meta = entry.metadata();
-                    entries.push(DirEntry {
-                        name,
-                        kind: kind_of(&meta),
-                        len: meta.len().unwrap_or(0),
-                    });
-                }
+        let listed = crate::pipeline::read_dir_all(dir)
+            .await
+            .map_err(|e| map(host, path, "listing", e))?;
+        let mut entries = Vec::with_capacity(listed.len());
+        for entry in listed {
+            let name = entry.filename().to_string_lossy().into_owned();
+            if name == "." || name == ".." {
+                continue;
             }
+            let meta = entry.metadata();
+            entries.push(DirEntry {
+                name,
+                kind: kind_of(&meta),
+                len: meta.len().unwrap_or(0),
+            });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
@@ -414,20 +413,23 @@ fn temp_beside(target: &str, path: &RemotePath) -> Attempt<String> {
 
 /// Removes the stale cmux temporary files of `dir` (the rule of `cmux_core::temp`:
 /// left by a killed writer, untouched for 10 minutes), at most once per directory per
-/// 10 minutes per runtime. Best effort: never fails the write.
-async fn sweep_stale_temps(state: &HostState, fs: &mut Fs, dir: &str) {
+/// 10 minutes per runtime. Best effort: never fails the write. Runs beside the write
+/// (its requests travel with the write's), so it adds no round trip to a write of
+/// three unless stale files are found.
+async fn sweep_stale_temps(state: &HostState, sftp: &openssh_sftp_client::Sftp, dir: &str) {
     if !state.sweeper.due(dir) {
         return;
     }
+    let mut fs = sftp.fs();
     let Ok(handle) = fs.open_dir(if dir.is_empty() { "/" } else { dir }).await else {
         return;
     };
-    let mut stream = Box::pin(handle.read_dir());
+    let Ok(entries) = crate::pipeline::read_dir_all(handle).await else {
+        return;
+    };
     let now = temp::now_unix();
     let mut stale = Vec::new();
-    while let Some(Ok(entry)) =
-        std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx)).await
-    {
+    for entry in entries {
         let name = entry.filename().to_string_lossy().into_owned();
         if !temp::is_temp_name(&name) {
             continue;
@@ -441,106 +443,139 @@ async fn sweep_stale_temps(state: &HostState, fs: &mut Fs, dir: &str) {
             stale.push(format!("{dir}/{name}"));
         }
     }
-    drop(stream);
-    for file in stale {
-        tracing::debug!(file = %file, "removing a stale temporary file");
-        let _ = fs.remove_file(&file).await;
-    }
+    let removals = stale
+        .iter()
+        .map(|file| {
+            let mut fs = fs.clone();
+            async move {
+                tracing::debug!(file = %file, "removing a stale temporary file");
+                let _ = fs.remove_file(file).await;
+            }
+        })
+        .collect();
+    crate::pipeline::join_all(removals).await;
 }
 
+/// Round trips: 3. (1) the lstat of the target and the creation of the temporary
+/// file beside it; (2) the writes and the mode change; (3) the rename, sent only once
+/// every write succeeded. A symlink costs more (it is resolved first).
 pub(crate) async fn write(state: &HostState, path: &RemotePath, data: &[u8]) -> Result<()> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
         let sftp = state.sftp(&conn).await?;
-        let open_temp = |temp: String| {
-            let sftp = sftp.clone();
-            async move {
-                sftp.options()
-                    .write(true)
-                    .create_new(true)
-                    .open(&temp)
-                    .await
-            }
-        };
-        // Common case, one round trip saved: the lstat of the target and the creation
-        // of the temp file beside it travel together. A symlink (rare) is resolved
-        // first and the temp file made beside its target instead.
-        let temp = temp_beside(&abs, path)?;
-        let (lstat, opened) = tokio::join!(fs.symlink_metadata(&abs), open_temp(temp.clone()));
-        let (target, mode, temp, opened) = match lstat {
-            Ok(m) if m.file_type().is_some_and(|t| t.is_symlink()) => {
-                if let Ok(file) = opened {
-                    drop(file);
-                    let _ = fs.remove_file(&temp).await;
-                }
-                let (target, mode) = write_target(&mut fs, host, path, &abs).await?;
-                let temp = temp_beside(&target, path)?;
-                let opened = open_temp(temp.clone()).await;
-                (target, mode, temp, opened)
-            }
-            Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => {
-                if opened.is_ok() {
-                    let _ = fs.remove_file(&temp).await;
-                }
-                return Err(Fail::Op(Error::WrongKind {
-                    host: host.to_owned(),
-                    path: path.clone(),
-                    message: "is a directory, not a file".into(),
-                }));
-            }
-            Ok(m) => (abs.clone(), Some(mode_of(&m)), temp, opened),
-            Err(e) if is_kind(&e, SftpErrorKind::NoSuchFile) => (abs.clone(), None, temp, opened),
-            Err(e) => {
-                if opened.is_ok() {
-                    let _ = fs.remove_file(&temp).await;
-                }
-                return Err(map(host, path, "writing", e));
-            }
-        };
-        let mut file = opened.map_err(|e| map(host, path, "writing", e))?;
-        if let Some((dir, _)) = target.rsplit_once('/') {
-            sweep_stale_temps(state, &mut fs, dir).await;
-        }
-        let result: std::result::Result<(), SftpError> = async {
-            file.write_all(data).await?;
-            if let Some(mode) = mode {
-                file.set_permissions(Permissions::from(mode as u16)).await?;
-            }
-            file.close().await?;
-            fs.rename(&temp, &target).await
-        }
-        .await;
-        if let Err(e) = result {
-            let _ = fs.remove_file(&temp).await;
-            return Err(map(host, path, "writing", e));
-        }
-        Ok(())
+        let dir = abs.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+        let (_, written) = tokio::join!(
+            sweep_stale_temps(state, &sftp, dir),
+            write_attempt(state, &sftp, fs, host, path, &abs, data)
+        );
+        written
     })
 }
 
-/// Streams a file over SFTP (open + fstat, then reads as the caller consumes): no
-/// command on the host, so no login-shell startup.
-pub(crate) async fn open_read(state: &HostState, path: &RemotePath) -> Result<BoxRead> {
-    let host = state.host.as_str();
-    with_sftp!(state, |conn, _fs| {
-        let abs = absolute(state, &conn, path).await?;
-        let sftp = state.sftp(&conn).await?;
-        let mut file = sftp
-            .open(&abs)
-            .await
-            .map_err(|e| map(host, path, "opening", e))?;
-        let meta = file
-            .metadata()
-            .await
-            .map_err(|e| map(host, path, "opening", e))?;
-        if meta.file_type().is_some_and(|t| t.is_dir()) {
+async fn write_attempt(
+    state: &HostState,
+    sftp: &Arc<openssh_sftp_client::Sftp>,
+    mut fs: Fs,
+    host: &str,
+    path: &RemotePath,
+    abs: &str,
+    data: &[u8],
+) -> Attempt<()> {
+    let open_temp = |temp: String| {
+        let sftp = sftp.clone();
+        async move {
+            sftp.options()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .await
+        }
+    };
+    // The lstat of the target and the creation of the temp file beside it travel
+    // together. A symlink (rare) is resolved first and the temp file made beside its
+    // target instead.
+    let temp = temp_beside(abs, path)?;
+    let (lstat, opened) = tokio::join!(fs.symlink_metadata(abs), open_temp(temp.clone()));
+    let (target, mode, temp, opened) = match lstat {
+        Ok(m) if m.file_type().is_some_and(|t| t.is_symlink()) => {
+            if let Ok(file) = opened {
+                drop(file);
+                let _ = fs.remove_file(&temp).await;
+            }
+            let (target, mode) = write_target(&mut fs, host, path, abs).await?;
+            if let Some((dir, _)) = target.rsplit_once('/') {
+                sweep_stale_temps(state, sftp, dir).await;
+            }
+            let temp = temp_beside(&target, path)?;
+            let opened = open_temp(temp.clone()).await;
+            (target, mode, temp, opened)
+        }
+        Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => {
+            if opened.is_ok() {
+                let _ = fs.remove_file(&temp).await;
+            }
             return Err(Fail::Op(Error::WrongKind {
                 host: host.to_owned(),
                 path: path.clone(),
                 message: "is a directory, not a file".into(),
             }));
         }
+        Ok(m) => (abs.to_owned(), Some(mode_of(&m)), temp, opened),
+        Err(e) if is_kind(&e, SftpErrorKind::NoSuchFile) => (abs.to_owned(), None, temp, opened),
+        Err(e) => {
+            if opened.is_ok() {
+                let _ = fs.remove_file(&temp).await;
+            }
+            return Err(map(host, path, "writing", e));
+        }
+    };
+    let file = opened.map_err(|e| map(host, path, "writing", e))?;
+    let result: std::result::Result<(), SftpError> = async {
+        // The writes and the mode change travel together; the rename is sent only
+        // once every one of them succeeded (the server would run a rename queued
+        // behind a failed write, and tear the target).
+        let keep_mode = async {
+            match mode {
+                Some(mode) => {
+                    let mut f = file.clone();
+                    f.set_permissions(Permissions::from(mode as u16)).await
+                }
+                None => Ok(()),
+            }
+        };
+        let (written, moded) = tokio::join!(crate::pipeline::write_all(&file, data), keep_mode);
+        written?;
+        moded?;
+        // The close leaves now, ahead of the rename, without waiting for its answer
+        // (on a local file system close cannot fail once the writes succeeded).
+        drop(file);
+        fs.rename(&temp, &target).await
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = fs.remove_file(&temp).await;
+        return Err(map(host, path, "writing", e));
+    }
+    Ok(())
+}
+
+/// Streams a file over SFTP (open and stat together: one round trip, then reads as
+/// the caller consumes): no command on the host, so no login-shell startup.
+pub(crate) async fn open_read(state: &HostState, path: &RemotePath) -> Result<BoxRead> {
+    let host = state.host.as_str();
+    with_sftp!(state, |conn, fs| {
+        let abs = absolute(state, &conn, path).await?;
+        let sftp = state.sftp(&conn).await?;
+        let (meta, opened) = tokio::join!(fs.metadata(&abs), sftp.open(&abs));
+        if matches!(&meta, Ok(m) if m.file_type().is_some_and(|t| t.is_dir())) {
+            return Err(Fail::Op(Error::WrongKind {
+                host: host.to_owned(),
+                path: path.clone(),
+                message: "is a directory, not a file".into(),
+            }));
+        }
+        let file = opened.map_err(|e| map(host, path, "opening", e))?;
         Ok(Box::pin(TokioCompatFile::new(file)) as BoxRead)
     })
 }

@@ -47,6 +47,18 @@
 //!   absolute locally with the home directory asked once per connection. Writes: temp
 //!   file beside the (symlink-resolved) target, mode of the old file restored, then
 //!   `posix-rename`. Recursive removal is one `rm -rf` on the host.
+//! - **Round trips per file operation**: the client library awaits each request, but
+//!   the server answers in order, so cmux sends the requests that do not depend on an
+//!   answer together (polling their futures at once; clones of a file handle share
+//!   it). stat = 1; read = 2 (open + stat of the path, then every read of the
+//!   expected size plus one that must find the end of file; the close is sent
+//!   unawaited); list = 2 up to ~300 entries (opendir, then 4 readdirs); write = 3
+//!   ((1) lstat of the target + creation of the temp file, (2) the writes + the mode
+//!   change, (3) `posix-rename`, sent only after every write answered OK: the server
+//!   would run a rename queued behind a failed write and tear the target); edit =
+//!   read + write = 5. The sweep of stale temp files (once per directory per 10 min)
+//!   runs beside the write. Measured at 50 ms RTT (`cmux-bench`): read 4 KiB and
+//!   1 MiB ~2.1-2.2 RT, list ~2.1, write ~3.2, edit ~5.3.
 //! - **Commands**: the login shell execs a small bash wrapper (`--norc`: the login
 //!   shell already read `~/.bashrc`) that runs `bash -c <script>` as a job (`set -m`),
 //!   so the command is its own process group. The command prints its pid (= group)
@@ -82,6 +94,7 @@ mod diag;
 pub mod doctor;
 mod exec;
 mod files;
+mod pipeline;
 pub mod source;
 
 use std::path::PathBuf;

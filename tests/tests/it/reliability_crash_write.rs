@@ -236,6 +236,11 @@ async fn ssh_writer_killed_200_times_never_tears_the_file() {
     })
     .await
     .expect("rounds");
+    // A killed writer's SFTP session may still be starting (the host's shell rc) with
+    // its requests queued: let every session finish before aging the left-overs.
+    let left =
+        crate::reliability_orphans::sessions_settled(sshd.port(), Duration::from_secs(120)).await;
+    assert!(left.is_empty(), "sessions still running: {left:?}");
     // The same options as the writers: the test attaches to their master.
     let rt = sshd.runtime();
     sweep_check(&rt, &target, mid_write > 0).await;

@@ -70,6 +70,13 @@ pub enum Cmd {
     Fork(ForkArgs),
     /// Check cmux's prerequisites, or a workspace.
     Doctor(DoctorArgs),
+    /// Serve a workspace's tools to an agent over MCP on stdin/stdout.
+    ///
+    /// Tools: bash, read_file, write_file, edit_file, list_dir, glob, grep, all running
+    /// in the workspace. Meant to be started by an MCP client, e.g.
+    /// `claude mcp add NAME -- cmux mcp NAME` (docs/MCP.md covers Codex and others).
+    /// Serves until the client closes stdin; commands still running are then killed.
+    Mcp(McpArgs),
 }
 
 /// `cmux new`.
@@ -117,6 +124,13 @@ pub struct ListArgs {
     /// Print JSON (an array of workspace records).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `cmux mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Workspace name.
+    pub name: String,
 }
 
 /// `cmux exec`.

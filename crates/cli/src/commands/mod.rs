@@ -5,6 +5,7 @@ mod exec;
 mod files;
 mod lifecycle;
 mod list;
+mod mcp;
 
 use anyhow::Result;
 use cmux_core::{RemotePath, SharedRuntime};
@@ -57,6 +58,7 @@ pub async fn run(cmd: Cmd) -> Result<i32> {
         Cmd::Rename(args) => lifecycle::rename(&ctx, &args).await,
         Cmd::Fork(args) => lifecycle::fork(&ctx, &args).await,
         Cmd::Doctor(_) => Ok(0),
+        Cmd::Mcp(args) => mcp::run(&ctx, &args).await,
     }
 }
 

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use tempfile::TempDir;
 
 mod reliability;
+mod mcp;
 mod ssh;
 
 /// A temp `CMUX_HOME` and a temp project with one commit.

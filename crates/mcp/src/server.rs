@@ -236,16 +236,20 @@ fn parse<A: DeserializeOwned>(
 
 impl ServerHandler for WorkspaceServer {
     fn get_info(&self) -> ServerConfig {
+        let (host, kind) = (self.ctx.host(), self.ctx.runtime.kind());
+        let place = if host == kind {
+            host.to_owned()
+        } else {
+            format!("{host} ({kind})")
+        };
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("cmux", env!("CARGO_PKG_VERSION")))
             .with_instructions(format!(
-                "These tools work inside the cmux workspace {} on {} ({}). Relative paths \
+                "These tools work inside the cmux workspace {} on {place}. Relative paths \
                  resolve against that directory. Each bash call runs in a fresh shell in the \
                  workspace (or cwd) with no stdin; a failed command is reported with its exit \
                  code.",
-                self.ctx.root,
-                self.ctx.host(),
-                self.ctx.runtime.kind()
+                self.ctx.root
             ))
     }
 

@@ -174,11 +174,9 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-#[test]
-fn a_one_gib_file_is_streamed_by_cat_in_bounded_memory() {
-    let env = Env::new();
-    env.ok(&["new", "w"]);
-    let ws = env.workspace_path("w");
+/// `cmux cat` (built by `cat`) of a sparse 1 GiB file in workspace directory `ws`,
+/// piped into `wc -c`: the exact count, and the peak memory of cmux sampled meanwhile.
+fn cat_one_gib(ws: &std::path::Path, mut cat: Command) {
     let ok = Command::new("truncate")
         .args(["-s", "1G"])
         .arg(ws.join("big.bin"))
@@ -186,8 +184,7 @@ fn a_one_gib_file_is_streamed_by_cat_in_bounded_memory() {
         .expect("truncate")
         .success();
     assert!(ok);
-    let mut cat = env
-        .command(&["cat", "w", "big.bin"])
+    let mut cat = cat
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -219,6 +216,32 @@ fn a_one_gib_file_is_streamed_by_cat_in_bounded_memory() {
     eprintln!("cmux cat of 1 GiB: peak RSS {peak} KiB");
     assert!(peak > 0, "memory was sampled");
     assert!(peak < 128 * 1024, "cmux cat held {peak} KiB: not streamed");
+}
+
+#[test]
+fn a_one_gib_file_is_streamed_by_cat_in_bounded_memory() {
+    let env = Env::new();
+    env.ok(&["new", "w"]);
+    let ws = env.workspace_path("w");
+    cat_one_gib(&ws, env.command(&["cat", "w", "big.bin"]));
+}
+
+#[test]
+fn a_one_gib_file_is_streamed_by_cat_over_ssh_in_bounded_memory() {
+    let env = Env::new();
+    let sshd = cmux_integration_tests::sshd::TestSshd::start();
+    let base = sshd.scratch().join("base");
+    let base = base.to_str().expect("utf-8");
+    let out = env
+        .command(&["new", "w", "--ssh", sshd.alias(), "--src-base", base])
+        .env("CMUX_SSH_CONFIG", sshd.config_path())
+        .output()
+        .expect("cmux new");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ws = env.workspace_path("w");
+    let mut cat = env.command(&["cat", "w", "big.bin"]);
+    cat.env("CMUX_SSH_CONFIG", sshd.config_path());
+    cat_one_gib(&ws, cat);
 }
 
 #[test]

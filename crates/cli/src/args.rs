@@ -228,6 +228,10 @@ pub struct DoctorArgs {
     /// SFTP on the host (CMUX_SSH_CONFIG applies, as for `cmux new --ssh`).
     #[arg(long, value_name = "HOST", conflicts_with = "name")]
     pub ssh: Option<String>,
+    /// Check a Coder workspace instead (`ws` or `ws.agent`): the coder CLI, login,
+    /// the ssh config block, the workspace status and ssh.
+    #[arg(long, value_name = "WORKSPACE", conflicts_with_all = ["name", "ssh"])]
+    pub coder: Option<String>,
     /// Accept and remember the host's key if it is not in known_hosts yet (--ssh).
     #[arg(long)]
     pub accept_new_host_key: bool,

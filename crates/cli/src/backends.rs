@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use cmux_backend_coder::{CheckStatus, CoderOptions, CoderRuntime};
 use cmux_backend_local::{LocalRuntime, LocalSource};
 use cmux_backend_ssh::source::SshSource;
 use cmux_backend_ssh::{SshOptions, SshRuntime};
@@ -41,9 +42,12 @@ pub fn backend_from_flags(flags: &BackendFlags) -> Result<BackendConfig> {
         });
     }
     if let Some(workspace) = &flags.coder {
+        // Refuse a malformed name now rather than at the first command.
+        cmux_backend_coder::CoderTarget::parse(workspace)?;
         return Ok(BackendConfig::Coder {
             workspace: workspace.clone(),
             src_base: flags.src_base.clone(),
+            config_file: ssh_config_from_env()?,
         });
     }
     if flags.src_base.is_some() {
@@ -105,6 +109,32 @@ fn ssh_options(
     options
 }
 
+/// The environment variable bounding how long cmux waits for a Coder workspace to
+/// start and answer ssh, in seconds (default 600).
+pub const CODER_START_TIMEOUT_ENV: &str = "CMUX_CODER_START_TIMEOUT";
+
+/// The options of a Coder workspace's runtime: the SSH options of an SSH workspace
+/// (its config file is also the one `coder config-ssh` writes), progress on stderr,
+/// and the start timeout from `CMUX_CODER_START_TIMEOUT`.
+fn coder_options(config_file: Option<&PathBuf>, home: &CmuxHome) -> Result<CoderOptions> {
+    // The host key policy for Coder hosts is the Coder backend's own (see its docs).
+    let mut options = CoderOptions::default().ssh(ssh_options(config_file, false, home));
+    if let Some(value) = std::env::var_os(CODER_START_TIMEOUT_ENV).filter(|v| !v.is_empty()) {
+        let secs = value
+            .to_str()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "{CODER_START_TIMEOUT_ENV}={} is not a number of seconds: give e.g. 900, or unset it for 10 minutes",
+                    value.to_string_lossy()
+                ))
+            })?;
+        options = options.start_timeout(std::time::Duration::from_secs(secs));
+    }
+    Ok(options)
+}
+
 fn not_supported(backend: &BackendConfig) -> anyhow::Error {
     match backend {
         BackendConfig::Ssh { .. } => CliError::usage(
@@ -132,6 +162,14 @@ pub async fn runtime_for(backend: &BackendConfig, home: &CmuxHome) -> Result<Sha
             host.clone(),
             ssh_options(config_file.as_ref(), *accept_new_host_key, home),
         )?)),
+        BackendConfig::Coder {
+            workspace,
+            config_file,
+            ..
+        } => Ok(Arc::new(CoderRuntime::new(
+            workspace,
+            coder_options(config_file.as_ref(), home)?,
+        )?)),
         other => Err(not_supported(other)),
     }
 }
@@ -157,6 +195,20 @@ pub async fn source_for(
                 ssh_options(config_file.as_ref(), *accept_new_host_key, home),
             )?;
             let mut source = SshSource::new(runtime);
+            if let Some(dir) = src_base {
+                source = source.with_src_base(dir.clone());
+            }
+            Ok(Arc::new(source))
+        }
+        BackendConfig::Coder {
+            workspace,
+            src_base,
+            config_file,
+        } => {
+            // The SSH runtime underneath the Coder one (started and connected); the
+            // same host and options share their ControlMaster within this process.
+            let coder = CoderRuntime::new(workspace, coder_options(config_file.as_ref(), home)?)?;
+            let mut source = SshSource::new(coder.ssh().await?.clone());
             if let Some(dir) = src_base {
                 source = source.with_src_base(dir.clone());
             }
@@ -211,6 +263,32 @@ pub async fn backend_checks(backend: &BackendConfig, home: &CmuxHome) -> Result<
             let options = ssh_options(config_file.as_ref(), *accept_new_host_key, home);
             let report = cmux_backend_ssh::doctor::doctor(host, &options).await;
             Ok(ssh_checks(report, config_file.as_ref()))
+        }
+        BackendConfig::Coder {
+            workspace,
+            config_file,
+            ..
+        } => {
+            let options = coder_options(config_file.as_ref(), home)?;
+            let report = cmux_backend_coder::doctor(workspace, &options).await;
+            Ok(report
+                .checks
+                .into_iter()
+                .map(|check| {
+                    let detail = match check.status {
+                        CheckStatus::Warn => format!("warning: {}", check.detail),
+                        _ => check.detail,
+                    };
+                    Check {
+                        // A skipped check is not a failure of its own: the one above it is.
+                        ok: check.status != CheckStatus::Fail,
+                        what: format!("coder {}", check.name.trim_start_matches("coder ")),
+                        detail,
+                        fix: check.fix,
+                        data: None,
+                    }
+                })
+                .collect())
         }
         other => Err(not_supported(other)),
     }

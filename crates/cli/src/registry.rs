@@ -50,6 +50,10 @@ pub enum BackendConfig {
         /// Where workspaces live in it (default `~/cmux`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         src_base: Option<String>,
+        /// The ssh config file `coder config-ssh` writes and ssh reads, instead of
+        /// `~/.ssh/config`, from `CMUX_SSH_CONFIG` when the workspace was created.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config_file: Option<PathBuf>,
     },
     /// A backend this version of cmux does not know.
     #[serde(other)]

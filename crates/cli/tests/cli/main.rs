@@ -9,6 +9,7 @@ use tempfile::TempDir;
 mod reliability;
 mod mcp;
 mod ssh;
+mod coder;
 
 /// A temp `CMUX_HOME` and a temp project with one commit.
 struct Env {

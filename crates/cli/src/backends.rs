@@ -274,13 +274,14 @@ pub async fn backend_checks(backend: &BackendConfig, home: &CmuxHome) -> Result<
             Ok(report
                 .checks
                 .into_iter()
+                // Not run because an earlier check failed: that failure is the news.
+                .filter(|check| check.status != CheckStatus::Skipped)
                 .map(|check| {
                     let detail = match check.status {
                         CheckStatus::Warn => format!("warning: {}", check.detail),
                         _ => check.detail,
                     };
                     Check {
-                        // A skipped check is not a failure of its own: the one above it is.
                         ok: check.status != CheckStatus::Fail,
                         what: format!("coder {}", check.name.trim_start_matches("coder ")),
                         detail,

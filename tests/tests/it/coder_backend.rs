@@ -332,8 +332,30 @@ async fn workspace_stopped_between_operations_is_started_again() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(fake.status("dev"), "stopped");
-    // The tunnel closes when the workspace stops (as `coder ssh --stdio` does).
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The tunnel closes when the workspace stops (as `coder ssh --stdio` does): wait
+    // for the master to notice, so the next operation meets a dead connection.
+    let ssh = rt.ssh().await.expect("ssh runtime").clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let alive = std::process::Command::new("ssh")
+            .arg("-F")
+            .arg(fake.ssh_config())
+            .arg("-S")
+            .arg(ssh.control_path())
+            .args(["-O", "check", "coder.dev"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("ssh -O check")
+            .success();
+        if !alive {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tunnel never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     assert_eq!(echo(&rt, "second").await, "second");
     assert_eq!(fake.status("dev"), "running");

@@ -39,6 +39,10 @@ pub(crate) struct HostState {
     backoff: Mutex<Backoff>,
     /// Directories whose stale temporary files were swept recently.
     pub(crate) sweeper: cmux_core::temp::TempSweeper,
+    /// The shortest SFTP round trip seen, in microseconds (`u64::MAX`: none yet).
+    min_rtt_us: std::sync::atomic::AtomicU64,
+    /// Modes of files seen recently (for writes through a command).
+    pub(crate) modes: crate::exec_write::ModeCache,
 }
 
 /// One master (a slot): the mux session, its channel gate, its SFTP session.
@@ -177,10 +181,28 @@ impl HostState {
             grow: tokio::sync::Mutex::new(()),
             backoff: Mutex::new(Backoff::default()),
             sweeper: cmux_core::temp::TempSweeper::new(),
+            min_rtt_us: std::sync::atomic::AtomicU64::new(u64::MAX),
+            modes: Default::default(),
         });
         reg.retain(|_, w| w.strong_count() > 0);
         reg.insert(key, Arc::downgrade(&state));
         Ok(state)
+    }
+
+    /// Records how long one SFTP round trip took (a single request, or requests sent
+    /// together and answered at once).
+    pub(crate) fn note_rtt(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.min_rtt_us
+            .fetch_min(us, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The shortest round trip seen to this host, if any.
+    pub(crate) fn min_rtt(&self) -> Option<Duration> {
+        match self.min_rtt_us.load(std::sync::atomic::Ordering::Relaxed) {
+            u64::MAX => None,
+            us => Some(Duration::from_micros(us)),
+        }
     }
 
     pub(crate) fn socket_path(&self, slot: usize) -> PathBuf {
@@ -261,6 +283,14 @@ impl HostState {
             return Ok(c);
         }
         self.add_conn().await
+    }
+
+    /// A master with an exec channel free right now, and the permit for it (no wait,
+    /// no new master).
+    pub(crate) fn exec_channel_now(&self) -> Option<(Arc<Conn>, OwnedSemaphorePermit)> {
+        self.live()
+            .into_iter()
+            .find_map(|c| c.gate.clone().try_acquire_owned().ok().map(|p| (c, p)))
     }
 
     /// A master with a free exec channel, and the permit for it.

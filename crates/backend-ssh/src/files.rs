@@ -138,7 +138,7 @@ fn kind_of(meta: &MetaData) -> FileKind {
     }
 }
 
-fn mode_of(meta: &MetaData) -> u32 {
+pub(crate) fn mode_of(meta: &MetaData) -> u32 {
     meta.permissions()
         .map(|p| p.as_raw().bits() & 0o7777)
         .unwrap_or(0)
@@ -162,7 +162,9 @@ pub(crate) async fn read(state: &HostState, path: &RemotePath) -> Result<Vec<u8>
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
         let sftp = state.sftp(&conn).await?;
+        let started = std::time::Instant::now();
         let (meta, opened) = tokio::join!(fs.metadata(&abs), sftp.open(&abs));
+        state.note_rtt(started.elapsed());
         let is_dir = matches!(&meta, Ok(m) if m.file_type().is_some_and(|t| t.is_dir()));
         if is_dir {
             // sftp-server opens a directory fine and fails the read: say what it is.
@@ -173,6 +175,11 @@ pub(crate) async fn read(state: &HostState, path: &RemotePath) -> Result<Vec<u8>
             }));
         }
         let file = opened.map_err(|e| map(host, path, "reading", e))?;
+        if let Ok(m) = &meta {
+            if m.file_type().is_some_and(|t| t.is_file()) {
+                state.modes.note(&abs, mode_of(m), false);
+            }
+        }
         let expected = meta.ok().and_then(|m| m.len());
         crate::pipeline::read_to_end(&file, expected)
             .await
@@ -184,10 +191,13 @@ pub(crate) async fn stat(state: &HostState, path: &RemotePath) -> Result<Metadat
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
-        let meta = fs
-            .metadata(&abs)
-            .await
-            .map_err(|e| map(host, path, "reading metadata of", e))?;
+        let started = std::time::Instant::now();
+        let meta = fs.metadata(&abs).await;
+        state.note_rtt(started.elapsed());
+        let meta = meta.map_err(|e| map(host, path, "reading metadata of", e))?;
+        if meta.file_type().is_some_and(|t| t.is_file()) {
+            state.modes.note(&abs, mode_of(&meta), false);
+        }
         Ok(Metadata {
             kind: kind_of(&meta),
             len: meta.len().unwrap_or(0),
@@ -459,12 +469,28 @@ async fn sweep_stale_temps(state: &HostState, sftp: &openssh_sftp_client::Sftp, 
 /// Round trips: 3. (1) the lstat of the target and the creation of the temporary
 /// file beside it; (2) the writes and the mode change; (3) the rename, sent only once
 /// every write succeeded. A symlink costs more (it is resolved first).
-pub(crate) async fn write(state: &HostState, path: &RemotePath, data: &[u8]) -> Result<()> {
+///
+/// When the host is far (see [`crate::exec_write`]), one command instead: 2 round
+/// trips.
+pub(crate) async fn write(state: &Arc<HostState>, path: &RemotePath, data: &[u8]) -> Result<()> {
     let host = state.host.as_str();
-    with_sftp!(state, |conn, fs| {
+    with_sftp!(state.as_ref(), |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
         let sftp = state.sftp(&conn).await?;
         let dir = abs.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+        if let Some(mode) = crate::exec_write::planned_mode(state, &abs) {
+            let temp = temp_beside(&abs, path)?;
+            if let Some(command) = crate::exec_write::command(&abs, &temp, mode, data) {
+                let (_, written) = tokio::join!(
+                    sweep_stale_temps(state, &sftp, dir),
+                    crate::exec_write::run(state, &command)
+                );
+                if written {
+                    return Ok(());
+                }
+                state.modes.forget(&abs);
+            }
+        }
         let (_, written) = tokio::join!(
             sweep_stale_temps(state, &sftp, dir),
             write_attempt(state, &sftp, fs, host, path, &abs, data)
@@ -496,9 +522,12 @@ async fn write_attempt(
     // together. A symlink (rare) is resolved first and the temp file made beside its
     // target instead.
     let temp = temp_beside(abs, path)?;
+    let started = std::time::Instant::now();
     let (lstat, opened) = tokio::join!(fs.symlink_metadata(abs), open_temp(temp.clone()));
+    state.note_rtt(started.elapsed());
     let (target, mode, temp, opened) = match lstat {
         Ok(m) if m.file_type().is_some_and(|t| t.is_symlink()) => {
+            state.modes.note_not_a_file(abs);
             if let Ok(file) = opened {
                 drop(file);
                 let _ = fs.remove_file(&temp).await;
@@ -521,7 +550,12 @@ async fn write_attempt(
                 message: "is a directory, not a file".into(),
             }));
         }
-        Ok(m) => (abs.to_owned(), Some(mode_of(&m)), temp, opened),
+        Ok(m) => {
+            if m.file_type().is_some_and(|t| t.is_file()) {
+                state.modes.note(abs, mode_of(&m), true);
+            }
+            (abs.to_owned(), Some(mode_of(&m)), temp, opened)
+        }
         Err(e) if is_kind(&e, SftpErrorKind::NoSuchFile) => (abs.to_owned(), None, temp, opened),
         Err(e) => {
             if opened.is_ok() {

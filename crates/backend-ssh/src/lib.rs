@@ -52,13 +52,22 @@
 //!   answer together (polling their futures at once; clones of a file handle share
 //!   it). stat = 1; read = 2 (open + stat of the path, then every read of the
 //!   expected size plus one that must find the end of file; the close is sent
-//!   unawaited); list = 2 up to ~300 entries (opendir, then 4 readdirs); write = 3
-//!   ((1) lstat of the target + creation of the temp file, (2) the writes + the mode
-//!   change, (3) `posix-rename`, sent only after every write answered OK: the server
-//!   would run a rename queued behind a failed write and tear the target); edit =
-//!   read + write = 5. The sweep of stale temp files (once per directory per 10 min)
-//!   runs beside the write. Measured at 50 ms RTT (`cmux-bench`): read 4 KiB and
-//!   1 MiB ~2.1-2.2 RT, list ~2.1, write ~3.2, edit ~5.3.
+//!   unawaited); list = 2 up to ~300 entries (opendir, then 4 readdirs); SFTP write
+//!   = 3 ((1) lstat of the target + creation of the temp file, (2) the writes + the
+//!   mode change, (3) `posix-rename`, sent only after every write answered OK: the
+//!   server would run a rename queued behind a failed write and tear the target).
+//!   The sweep of stale temp files (once per directory per 10 min) runs beside the
+//!   write.
+//! - **Writes to a far host** (shortest SFTP round trip seen ≥ 10 ms, and the file's
+//!   mode known from an earlier read, stat or write): one command, 2 round trips,
+//!   whose text carries the content (a `printf` builtin into an exclusively created
+//!   temp file, a `find -perm` check that the target is still a regular file of that
+//!   mode, `mv`); see `exec_write`. Data on stdin would cost a third round trip
+//!   (sshd grants the channel's window only once the command started). At loopback
+//!   the SFTP write (~0.5 ms) beats the command (~7 ms: login shell, `find`, `mv`),
+//!   hence the threshold. So an agent's edit (read + write) is 2 + 2 round trips far
+//!   away. Measured at 50 ms RTT (`cmux-bench --quick`): read 4 KiB 2.1 RT, read
+//!   1 MiB 2.2, list 2.1, stat 1.1, write 2.3 (3.2 the SFTP way), edit 4.4.
 //! - **Commands**: the login shell execs a small bash wrapper (`--norc`: the login
 //!   shell already read `~/.bashrc`) that runs `bash -c <script>` as a job (`set -m`),
 //!   so the command is its own process group. The command prints its pid (= group)
@@ -93,6 +102,7 @@ mod conn;
 mod diag;
 pub mod doctor;
 mod exec;
+mod exec_write;
 mod files;
 mod pipeline;
 pub mod source;

@@ -66,8 +66,11 @@
 //!   (sshd grants the channel's window only once the command started). At loopback
 //!   the SFTP write (~0.5 ms) beats the command (~7 ms: login shell, `find`, `mv`),
 //!   hence the threshold. So an agent's edit (read + write) is 2 + 2 round trips far
-//!   away. Measured at 50 ms RTT (`cmux-bench --quick`): read 4 KiB 2.1 RT, read
-//!   1 MiB 2.2, list 2.1, stat 1.1, write 2.3 (3.2 the SFTP way), edit 4.4.
+//!   away. Measured at 50 ms RTT (`cmux-bench`, medians): exec `true` 2.23 RT, stat
+//!   1.06, read 4 KiB 2.12, read 1 MiB 2.18, list 100 entries 2.14, write 4 KiB 2.23
+//!   (3.2 the SFTP way), edit 4.35. What is left above whole round trips is the
+//!   host's process starts (sshd's fork, the login shell, `find`/`mv` or the
+//!   wrapper's bash) or the 1 MiB transfer itself.
 //! - **Commands**: the login shell execs a small bash wrapper (`--norc`: the login
 //!   shell already read `~/.bashrc`) that runs `bash -c <script>` as a job (`set -m`),
 //!   so the command is its own process group. The command prints its pid (= group)

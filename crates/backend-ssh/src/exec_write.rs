@@ -21,8 +21,16 @@
 //!
 //! Host processes: the login shell, `find`, `mv` (and `chmod` for a mode with
 //! execute or special bits; other modes are set through the umask). So the command
-//! wins only once a round trip costs more than those: cmux uses it when the shortest
-//! SFTP round trip seen to the host is at least [`EXEC_WRITE_MIN_RTT`].
+//! wins only once a round trip costs more than those: when enabled, cmux uses it when
+//! the shortest SFTP round trip seen to the host is at least [`EXEC_WRITE_MIN_RTT`].
+//!
+//! **Off by default.** The content travels in the command's arguments, and on Linux
+//! any user of the host can read another process's arguments (`/proc/<pid>/cmdline`,
+//! `ps`) unless `/proc` is mounted with `hidepid`. A file an agent writes may hold a
+//! secret (`.env`), and cmux exists to keep agents' work contained; so the default is
+//! the SFTP write (3 round trips, content only inside the encrypted SFTP stream).
+//! `CMUX_SSH_WRITE_VIA=auto` enables it for far hosts (single-user hosts: a VM, a
+//! Coder workspace), `exec` forces it, `sftp` (or unset) keeps SFTP.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -81,13 +89,13 @@ impl ModeCache {
 }
 
 /// The mode to keep when `abs` should be written through a command, or `None` for the
-/// SFTP way. `CMUX_SSH_WRITE_VIA` (`exec` or `sftp`) overrides the round-trip
-/// measurement, for tests and diagnosis.
+/// SFTP way. `CMUX_SSH_WRITE_VIA`: unset or `sftp` keeps SFTP (the default, see the
+/// module docs), `auto` uses the command for far hosts, `exec` forces it.
 pub(crate) fn planned_mode(state: &HostState, abs: &str) -> Option<u32> {
     let far = match std::env::var("CMUX_SSH_WRITE_VIA").as_deref() {
         Ok("exec") => true,
-        Ok("sftp") => false,
-        _ => state.min_rtt().is_some_and(|rtt| rtt >= EXEC_WRITE_MIN_RTT),
+        Ok("auto") => state.min_rtt().is_some_and(|rtt| rtt >= EXEC_WRITE_MIN_RTT),
+        _ => false,
     };
     if !far {
         return None;

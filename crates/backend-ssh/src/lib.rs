@@ -58,8 +58,11 @@
 //!   server would run a rename queued behind a failed write and tear the target).
 //!   The sweep of stale temp files (once per directory per 10 min) runs beside the
 //!   write.
-//! - **Writes to a far host** (shortest SFTP round trip seen ≥ 10 ms, and the file's
-//!   mode known from an earlier read, stat or write): one command, 2 round trips,
+//! - **Writes to a far host, opt-in** (`CMUX_SSH_WRITE_VIA=auto`; off by default
+//!   because the content would appear in the host's process list, readable by other
+//!   users of the host: see `exec_write`. When on: shortest SFTP round trip seen
+//!   ≥ 10 ms, and the file's mode known from an earlier read, stat or write): one
+//!   command, 2 round trips,
 //!   whose text carries the content (a `printf` builtin into an exclusively created
 //!   temp file, a `find -perm` check that the target is still a regular file of that
 //!   mode, `mv`); see `exec_write`. Data on stdin would cost a third round trip
@@ -68,7 +71,8 @@
 //!   hence the threshold. So an agent's edit (read + write) is 2 + 2 round trips far
 //!   away. Measured at 50 ms RTT (`cmux-bench`, medians): exec `true` 2.23 RT, stat
 //!   1.06, read 4 KiB 2.12, read 1 MiB 2.18, list 100 entries 2.14, write 4 KiB 2.23
-//!   (3.2 the SFTP way), edit 4.35. What is left above whole round trips is the
+//!   with the opt-in (3.2 the default SFTP way), edit 4.35 with the opt-in (~5.3
+//!   by default). What is left above whole round trips is the
 //!   host's process starts (sshd's fork, the login shell, `find`/`mv` or the
 //!   wrapper's bash) or the 1 MiB transfer itself.
 //! - **Commands**: the login shell execs a small bash wrapper (`--norc`: the login

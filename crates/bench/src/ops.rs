@@ -156,10 +156,13 @@ enum Op {
     Stat,
     Edit,
     List100,
+    /// Write and edit with the opt-in 2-round-trip write (`CMUX_SSH_WRITE_VIA=auto`).
+    Write4kAuto,
+    EditAuto,
 }
 
 impl Op {
-    const ALL: [Op; 7] = [
+    const ALL: [Op; 9] = [
         Op::ExecTrue,
         Op::Read4k,
         Op::Read1m,
@@ -167,6 +170,8 @@ impl Op {
         Op::Stat,
         Op::Edit,
         Op::List100,
+        Op::Write4kAuto,
+        Op::EditAuto,
     ];
 
     fn label(self) -> &'static str {
@@ -178,6 +183,8 @@ impl Op {
             Op::Stat => "stat",
             Op::Edit => "agent edit",
             Op::List100 => "list 100 entries",
+            Op::Write4kAuto => "write 4 KiB, opt-in exec write",
+            Op::EditAuto => "agent edit, opt-in exec write",
         }
     }
 }
@@ -193,6 +200,12 @@ fn edit_strings(i: usize) -> (&'static str, &'static str) {
 
 async fn cmux_op(env: &BenchEnv, op: Op, i: usize) -> anyhow::Result<()> {
     let rt = &env.runtime;
+    // The opt-in is read at each write; rows run one at a time, so setting it here
+    // only affects the rows that ask for it.
+    match op {
+        Op::Write4kAuto | Op::EditAuto => std::env::set_var("CMUX_SSH_WRITE_VIA", "auto"),
+        _ => std::env::remove_var("CMUX_SSH_WRITE_VIA"),
+    }
     match op {
         Op::ExecTrue => {
             let out = rt.output(ExecRequest::script("true"), 1 << 16).await?;
@@ -212,11 +225,11 @@ async fn cmux_op(env: &BenchEnv, op: Op, i: usize) -> anyhow::Result<()> {
                 bail!("read {} bytes, expected 1 MiB", data.len());
             }
         }
-        Op::Write4k => rt.write_file(&env.remote("w4k")?, &[b'w'; 4096]).await?,
+        Op::Write4k | Op::Write4kAuto => rt.write_file(&env.remote("w4k")?, &[b'w'; 4096]).await?,
         Op::Stat => {
             rt.stat(&env.remote("f4k")?).await?;
         }
-        Op::Edit => {
+        Op::Edit | Op::EditAuto => {
             let (old, new) = edit_strings(i);
             edit_file(
                 &env.tools,
@@ -251,7 +264,7 @@ async fn baseline_op(env: &BenchEnv, base: &Baseline, op: Op, i: usize) -> anyho
         Op::Read1m => {
             base.run(&format!("cat {}", q("f1m")), None).await?;
         }
-        Op::Write4k => {
+        Op::Write4k | Op::Write4kAuto => {
             // Atomic, like cmux: temp file beside the target, then rename.
             let cmd = format!(
                 "cat > {t} && mv {t} {f}",
@@ -264,7 +277,7 @@ async fn baseline_op(env: &BenchEnv, base: &Baseline, op: Op, i: usize) -> anyho
             base.run(&format!("stat -c '%s %a %Y %F' {}", q("f4k")), None)
                 .await?;
         }
-        Op::Edit => {
+        Op::Edit | Op::EditAuto => {
             // What a harness without cmux does: read, replace locally, write back.
             let (old, new) = edit_strings(i);
             let text = base.run(&format!("cat {}", q("edit-b.txt")), None).await?;

@@ -21,9 +21,16 @@ const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
 /// the command ended; the local side strips it.
 const STATUS_MARKER: &[u8] = b"\0cmux-status:";
 
+/// Marker the command writes on stderr first thing, with its pid (= its process
+/// group); the local side strips it. A marker, not a bare first line: the user's login
+/// shell may print on stderr before it (an rc file's warning), which must neither hide
+/// the pid, making the command unkillable, nor be taken for it.
+const PGID_MARKER: &[u8] = b"\0cmux-pgid:";
+
 /// The wrapper bash the login shell execs.
 /// - `set -m` puts the command in its own process group; the command prints its pid
-///   (= that group) first on stderr, and a timeout or cancel kills that group.
+///   (= that group) first on stderr as a [`PGID_MARKER`], and a timeout or cancel
+///   kills that group.
 /// - The mux protocol carries an exit code but no signal number, and `$?` cannot tell
 ///   `exit 143` from SIGTERM. Bash's job notice can: the wrapper's own stderr points
 ///   at a private pipe (`<(:)`; the command gets the real one), and a status above
@@ -41,7 +48,7 @@ const STATUS_MARKER: &[u8] = b"\0cmux-status:";
 /// would only add the cost of a heavy rc file to every command.
 const WRAPPER: &str = r#"set -m
 exec 3>&2 5<> <(:) 2>&5
-bash --norc --noprofile -c 'printf "%s\n" "$$" >&2
+bash --norc --noprofile -c 'printf "\000cmux-pgid:%s\n" "$$" >&2
 '"$1" 2>&3 3>&- 5>&- &
 c=$!
 LC_ALL=C
@@ -295,7 +302,6 @@ fn filter_stderr(
     tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
         let mut pending: Vec<u8> = Vec::new();
-        let mut head_done = false;
         let mut reader_gone = false;
         loop {
             let n = match stderr.read(&mut buf).await {
@@ -303,31 +309,14 @@ fn filter_stderr(
                 Ok(n) => n,
             };
             pending.extend_from_slice(&buf[..n]);
-            if !head_done {
-                match pending.iter().position(|b| *b == b'\n') {
-                    Some(nl) => {
-                        let parsed = std::str::from_utf8(&pending[..nl])
-                            .ok()
-                            .and_then(|s| s.trim().parse::<i32>().ok())
-                            .filter(|p| *p > 1);
-                        if parsed.is_some() {
-                            pending.drain(..=nl);
-                        }
-                        let _ = pgid.send(parsed);
-                        head_done = true;
-                    }
-                    // Not our line (bash missing on the host?): pass it through.
-                    None if pending.len() > 64 => {
-                        let _ = pgid.send(None);
-                        head_done = true;
-                    }
-                    None => continue,
-                }
+            let taken = take_forwardable(&mut pending);
+            if let Some(p) = taken.pgid {
+                let _ = pgid.send(Some(p));
             }
-            let (forward, status) = take_forwardable(&mut pending);
-            if let Some(status) = status {
+            if let Some(status) = taken.status {
                 let _ = marker.send(Some(status));
             }
+            let forward = taken.forward;
             if !forward.is_empty() && !reader_gone && tx.write_all(&forward).await.is_err() {
                 // The reader is gone; keep draining so the channel can close.
                 reader_gone = true;
@@ -342,66 +331,112 @@ fn filter_stderr(
     Box::pin(rx)
 }
 
+/// What [`take_forwardable`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Taken {
+    /// Bytes to pass on as the command's stderr.
+    forward: Vec<u8>,
+    /// The command's status, from a status marker.
+    status: Option<ExitStatus>,
+    /// The command's process group, from a pgid marker.
+    pgid: Option<i32>,
+}
+
+/// One of the wrapper's markers at the start of a buffer.
+enum Marker {
+    /// Not a marker: a NUL byte of the command's own output.
+    No,
+    /// Maybe a marker: wait for more bytes.
+    Incomplete,
+    /// A complete marker, `len` bytes long.
+    Status(ExitStatus, usize),
+    /// A complete pgid marker, `len` bytes long.
+    Pgid(i32, usize),
+}
+
+fn marker_at(rest: &[u8]) -> Marker {
+    for (prefix, max_body) in [(STATUS_MARKER, 5), (PGID_MARKER, 10)] {
+        if rest.len() < prefix.len() {
+            if prefix.starts_with(rest) {
+                return Marker::Incomplete;
+            }
+            continue;
+        }
+        if !rest.starts_with(prefix) {
+            continue;
+        }
+        let body = &rest[prefix.len()..];
+        let Some(nl) = body.iter().position(|b| *b == b'\n') else {
+            return if body.len() <= max_body {
+                Marker::Incomplete
+            } else {
+                Marker::No
+            };
+        };
+        if nl > max_body {
+            return Marker::No;
+        }
+        let len = prefix.len() + nl + 1;
+        let Ok(text) = std::str::from_utf8(&body[..nl]) else {
+            return Marker::No;
+        };
+        if prefix == PGID_MARKER {
+            return match text.parse::<i32>() {
+                Ok(p) if p > 1 => Marker::Pgid(p, len),
+                _ => Marker::No,
+            };
+        }
+        let parsed = text.split_at_checked(1).and_then(|(kind, num)| {
+            let n = num.parse::<i32>().ok()?;
+            match kind {
+                "x" => Some(ExitStatus::Exited(n)),
+                "s" => Some(ExitStatus::Signaled(n)),
+                _ => None,
+            }
+        });
+        return match parsed {
+            Some(status) => Marker::Status(status, len),
+            None => Marker::No,
+        };
+    }
+    Marker::No
+}
+
 /// Splits `pending` into bytes safe to forward now and a held-back tail that may be
-/// the start of a status marker; removes a complete marker, returning its status.
-fn take_forwardable(pending: &mut Vec<u8>) -> (Vec<u8>, Option<ExitStatus>) {
-    let mut out = Vec::with_capacity(pending.len());
-    let mut status = None;
+/// the start of a marker; removes complete markers (status, pgid), returning what they
+/// say.
+fn take_forwardable(pending: &mut Vec<u8>) -> Taken {
+    let mut taken = Taken {
+        forward: Vec::with_capacity(pending.len()),
+        ..Taken::default()
+    };
     let mut i = 0;
     while i < pending.len() {
         let Some(off) = pending[i..].iter().position(|b| *b == 0) else {
-            out.extend_from_slice(&pending[i..]);
+            taken.forward.extend_from_slice(&pending[i..]);
             i = pending.len();
             break;
         };
-        out.extend_from_slice(&pending[i..i + off]);
+        taken.forward.extend_from_slice(&pending[i..i + off]);
         i += off;
-        let rest = &pending[i..];
-        if rest.len() < STATUS_MARKER.len() {
-            if STATUS_MARKER.starts_with(rest) {
-                break; // maybe a marker: wait for more bytes
-            }
-            out.push(0);
-            i += 1;
-            continue;
-        }
-        if !rest.starts_with(STATUS_MARKER) {
-            out.push(0);
-            i += 1;
-            continue;
-        }
-        let body = &rest[STATUS_MARKER.len()..];
-        match body.iter().position(|b| *b == b'\n') {
-            Some(nl) if nl <= 5 => {
-                let parsed = std::str::from_utf8(&body[..nl]).ok().and_then(|s| {
-                    let (kind, num) = s.split_at_checked(1)?;
-                    let n = num.parse::<i32>().ok()?;
-                    match kind {
-                        "x" => Some(ExitStatus::Exited(n)),
-                        "s" => Some(ExitStatus::Signaled(n)),
-                        _ => None,
-                    }
-                });
-                match parsed {
-                    Some(s) => {
-                        status = Some(s);
-                        i += STATUS_MARKER.len() + nl + 1;
-                    }
-                    None => {
-                        out.push(0);
-                        i += 1;
-                    }
-                }
-            }
-            None if body.len() <= 5 => break, // incomplete: wait
-            _ => {
-                out.push(0);
+        match marker_at(&pending[i..]) {
+            Marker::Incomplete => break,
+            Marker::No => {
+                taken.forward.push(0);
                 i += 1;
+            }
+            Marker::Status(status, len) => {
+                taken.status = Some(status);
+                i += len;
+            }
+            Marker::Pgid(pgid, len) => {
+                taken.pgid = Some(pgid);
+                i += len;
             }
         }
     }
     pending.drain(..i);
-    (out, status)
+    taken
 }
 
 struct SshControl {
@@ -477,26 +512,51 @@ mod tests {
     #[test]
     fn marker_is_stripped_anywhere_and_partial_markers_wait() {
         let mut p = b"abc\0cmux-status:s15\ndef".to_vec();
-        let (out, st) = take_forwardable(&mut p);
-        assert_eq!(out, b"abcdef");
-        assert_eq!(st, Some(ExitStatus::Signaled(15)));
+        let t = take_forwardable(&mut p);
+        assert_eq!(t.forward, b"abcdef");
+        assert_eq!(t.status, Some(ExitStatus::Signaled(15)));
         assert!(p.is_empty());
 
         let mut p = b"x\0cmux-sta".to_vec();
-        let (out, st) = take_forwardable(&mut p);
-        assert_eq!((out.as_slice(), st), (&b"x"[..], None));
+        let t = take_forwardable(&mut p);
+        assert_eq!((t.forward.as_slice(), t.status), (&b"x"[..], None));
         assert_eq!(p, b"\0cmux-sta");
         p.extend_from_slice(b"tus:x143\n");
-        let (out, st) = take_forwardable(&mut p);
+        let t = take_forwardable(&mut p);
         assert_eq!(
-            (out.as_slice(), st),
+            (t.forward.as_slice(), t.status),
             (&b""[..], Some(ExitStatus::Exited(143)))
         );
 
         let mut p = b"bin\0ary\0".to_vec();
-        let (out, _) = take_forwardable(&mut p);
-        assert_eq!(out, b"bin\0ary");
+        let t = take_forwardable(&mut p);
+        assert_eq!(t.forward, b"bin\0ary");
         assert_eq!(p, b"\0");
+    }
+
+    #[test]
+    fn pgid_marker_is_found_after_rc_noise_and_stripped() {
+        // The login shell's rc warned first: the pgid still comes through.
+        let mut p = b"pyenv: cannot rehash\n\0cmux-pg".to_vec();
+        let t = take_forwardable(&mut p);
+        assert_eq!(
+            (t.forward.as_slice(), t.pgid),
+            (&b"pyenv: cannot rehash\n"[..], None)
+        );
+        p.extend_from_slice(b"id:4242\nout\0cmux-status:x0\n");
+        let t = take_forwardable(&mut p);
+        assert_eq!(
+            t,
+            Taken {
+                forward: b"out".to_vec(),
+                status: Some(ExitStatus::Exited(0)),
+                pgid: Some(4242),
+            }
+        );
+        // Not a pid: passed through as the command's own bytes.
+        let mut p = b"\0cmux-pgid:abc\n".to_vec();
+        let t = take_forwardable(&mut p);
+        assert_eq!((t.forward, t.pgid), (b"\0cmux-pgid:abc\n".to_vec(), None));
     }
 
     #[test]

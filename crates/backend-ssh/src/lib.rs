@@ -78,7 +78,8 @@
 //! - **Commands**: the login shell execs a small bash wrapper (`--norc`: the login
 //!   shell already read `~/.bashrc`) that runs `bash -c <script>` as a job (`set -m`),
 //!   so the command is its own process group. The command prints its pid (= group)
-//!   as the first stderr line, stripped locally; a timeout or cancel runs
+//!   on stderr as a marker (`\0cmux-pgid:<pid>`, found wherever it comes: the login
+//!   shell's rc may print first), stripped locally; a timeout or cancel runs
 //!   `kill -KILL -- -<pgid>` on the host over a spare channel.
 //! - **Exit status**: the mux protocol carries an exit code but no signal number, and
 //!   ssh's own 255 would be ambiguous, so the wrapper reports how the command ended

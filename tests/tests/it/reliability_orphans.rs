@@ -92,8 +92,10 @@ fn request(tag: &str) -> ExecRequest {
     ExecRequest::script("sleep 1000 & sleep 1000").env("CMUX_ORPHAN_TAG", tag)
 }
 
-/// `sshd_port`: for SSH, the sessions are first let to finish starting (a command
-/// cancelled before its shell started is killed when it does), so the count is final.
+/// Runs the control and the 200 commands on `rt`, then checks none of their processes
+/// is left. `sshd_port`: for SSH, the sessions are first let to finish starting (a
+/// command stopped before its shell started is killed when it does), so the count is
+/// final.
 async fn no_orphans(rt: Arc<dyn Runtime>, sshd_port: Option<u16>) {
     let tag = format!("{}-{}", std::process::id(), fastrand::u64(..));
 
@@ -169,7 +171,6 @@ async fn local_timeouts_and_cancels_leave_no_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "backend-ssh bug found by this test, fixed after 20:15 UTC: the pgid is read from the first stderr line only, so a login shell rc that prints on stderr first makes the command unkillable"]
 async fn ssh_timeouts_and_cancels_leave_no_process() {
     let sshd = TestSshd::start();
     let rt = Arc::new(sshd.runtime());
@@ -181,7 +182,6 @@ async fn ssh_timeouts_and_cancels_leave_no_process() {
 /// rc is slow and prints on stderr before the command starts. A command timed out or
 /// cancelled meanwhile is killed as soon as it starts, with its background children.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "backend-ssh bug found by this test, fixed after 20:15 UTC: the pgid is read from the first stderr line only, so a login shell rc that prints on stderr first makes the command unkillable"]
 async fn ssh_commands_stopped_while_a_noisy_slow_rc_runs_are_killed_when_they_start() {
     let home = tempfile::tempdir().expect("tmp");
     std::fs::write(

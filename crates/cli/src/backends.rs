@@ -137,9 +137,6 @@ fn coder_options(config_file: Option<&PathBuf>, home: &CmuxHome) -> Result<Coder
 
 fn not_supported(backend: &BackendConfig) -> anyhow::Error {
     match backend {
-        BackendConfig::Ssh { .. } => CliError::usage(
-            "the SSH backend is not supported yet by this cmux: use --local (the default)",
-        ),
         BackendConfig::Coder { .. } => CliError::usage(
             "the Coder backend is not supported yet by this cmux: use --local (the default)",
         ),

@@ -759,3 +759,42 @@ fn hundred_mixed_file_and_exec_processes_at_once_all_succeed() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn doctor_names_a_host_without_sftp_and_the_fix() {
+    let mut r = Remote::start();
+    let config = r.sshd.dir().join("sshd_config");
+    let without: String = std::fs::read_to_string(&config)
+        .expect("sshd_config")
+        .lines()
+        .filter(|l| !l.starts_with("Subsystem"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&config, without).expect("write sshd_config");
+    r.sshd.restart();
+    let out = r.run(&["doctor", "--ssh", r.host()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("ok   ssh bash") && text.contains("FAIL ssh sftp"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: ") && text.contains("Subsystem sftp"),
+        "{text}"
+    );
+    let out = r.run(&["doctor", "--ssh", r.host(), "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["checks"][4]["what"], "ssh sftp");
+    assert_eq!(doc["checks"][4]["ok"], false);
+    // `new` needs SFTP too: one line naming the host and the fix.
+    let out = r.new_ws("w");
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(r.host()) && err.contains("Subsystem sftp"),
+        "{err}"
+    );
+}

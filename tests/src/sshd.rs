@@ -153,6 +153,11 @@ impl TestSshd {
         for line in &self.options.server_config {
             let _ = writeln!(server, "{line}");
         }
+        // The test account's login shell may run `pyenv init` (root's does on the CI
+        // image): a session SIGKILLed during its `pyenv rehash` leaves a lock that
+        // makes every later login wait 60 s. Bound that wait. sshd uses the first
+        // SetEnv line, so a test's own SetEnv (above) keeps precedence.
+        server.push_str("SetEnv PYENV_REHASH_TIMEOUT=1\n");
         std::fs::write(d.join("sshd_config"), server).map_err(|e| e.to_string())?;
 
         let user = user_name();

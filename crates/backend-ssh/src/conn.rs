@@ -20,8 +20,9 @@ use crate::SshOptions;
 /// every cmux process together.
 const RETRY_SPACING: Duration = Duration::from_secs(10);
 
-/// How long a refused SFTP channel is retried.
-const SFTP_RETRY_FOR: Duration = Duration::from_secs(10);
+/// How long a refused SFTP channel is retried (as long as exec channels: a burst of
+/// separate cmux processes can hold a host's sessions that long on a busy machine).
+const SFTP_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// Longest socket path we create: OpenSSH binds `<path>.<16 random chars>` first, and
 /// macOS allows 104 bytes including the NUL.
@@ -586,7 +587,9 @@ impl HostState {
             .clone();
         cell.get_or_try_init(|| async {
             // A refused channel (the host's MaxSessions, taken by other processes for
-            // a moment) is retried like exec channels; a dead master is not.
+            // a moment, or the master's socket backlog) is retried like exec channels;
+            // a dead master is not, nor a host without SFTP (the channel opened, then
+            // the subsystem ended: waiting will not change that).
             let started = Instant::now();
             let mut delay = Duration::from_millis(10);
             loop {
@@ -599,14 +602,25 @@ impl HostState {
                     Ok(sftp) => return Ok(Arc::new(sftp)),
                     Err(e) => e,
                 };
+                // Refusals fail at the mux ("failed to connect to the ssh multiplex
+                // server"); a missing subsystem as "the remote process has terminated".
+                let refused = err.to_string().contains("multiplex server");
                 let dead = liveness(&conn.session).await == Liveness::Dead;
-                if dead || started.elapsed() > SFTP_RETRY_FOR {
+                if !refused || dead || started.elapsed() > SFTP_RETRY_FOR {
+                    let next = if refused && !dead {
+                        format!(
+                            "the host kept refusing a channel for {}s (too many sessions at once for its MaxSessions?): retry later",
+                            SFTP_RETRY_FOR.as_secs()
+                        )
+                    } else {
+                        format!(
+                            "check that the host's sshd has `Subsystem sftp` configured (`cmux doctor --ssh {}`)",
+                            self.host
+                        )
+                    };
                     return Err(Error::Connection {
                         host: self.host.clone(),
-                        message: format!(
-                            "cannot start the SFTP subsystem: {err}; check that the host's sshd has `Subsystem sftp` configured (`cmux doctor --ssh {}`)",
-                            self.host
-                        ),
+                        message: format!("cannot start the SFTP subsystem: {err}; {next}"),
                     });
                 }
                 tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64())).await;

@@ -46,12 +46,24 @@ macro_rules! with_sftp {
         loop {
             let $conn: Arc<Conn> = state.primary().await?;
             let attempt = async {
-                // A failed SFTP start is a transport failure: a dead master is
-                // replaced and the operation retried once.
-                let sftp = state
-                    .sftp(&$conn)
-                    .await
-                    .map_err(|e| Fail::Transport(e.to_string()))?;
+                // A failed SFTP start on a dead master is a transport failure: the
+                // master is replaced and the operation retried once. On a live one,
+                // `sftp()` already retried what was worth retrying (refusals).
+                let sftp = match state.sftp(&$conn).await {
+                    Ok(sftp) => sftp,
+                    Err(e) => {
+                        if crate::conn::liveness(&$conn.session).await
+                            == crate::conn::Liveness::Dead
+                        {
+                            let message = match e {
+                                Error::Connection { message, .. } => message,
+                                other => other.to_string(),
+                            };
+                            return Err(Fail::Transport(message));
+                        }
+                        return Err(Fail::Op(e));
+                    }
+                };
                 #[allow(unused_mut)]
                 let mut $fs: Fs = sftp.fs();
                 $body

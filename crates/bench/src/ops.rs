@@ -231,10 +231,17 @@ async fn cmux_op(env: &BenchEnv, op: Op, i: usize) -> anyhow::Result<()> {
         }
         Op::Edit | Op::EditAuto => {
             let (old, new) = edit_strings(i);
+            // A file per row: each row makes an odd number of edits (warm-up + n), so
+            // a shared file would start the next row on the other string.
+            let path = if matches!(op, Op::EditAuto) {
+                "edit-auto.txt"
+            } else {
+                "edit.txt"
+            };
             edit_file(
                 &env.tools,
                 EditFileInput {
-                    path: "edit.txt".into(),
+                    path: path.into(),
                     old_string: old.into(),
                     new_string: new.into(),
                     replace_all: false,
@@ -299,6 +306,7 @@ async fn baseline_op(env: &BenchEnv, base: &Baseline, op: Op, i: usize) -> anyho
 /// The per-operation rows.
 pub async fn measure_operations(env: &BenchEnv, args: &Args) -> anyhow::Result<Vec<Row>> {
     std::fs::copy(env.scratch.join("edit.txt"), env.scratch.join("edit-b.txt"))?;
+    std::fs::copy(env.scratch.join("edit.txt"), env.scratch.join("edit-auto.txt"))?;
     let (n_cmux, n_a, n_b) = iterations(args, env.rtt);
     let with_master = Baseline {
         config: env.config.clone(),

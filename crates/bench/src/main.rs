@@ -12,6 +12,7 @@
 //! Writes `DIR/BENCHMARKS.md` and `DIR/benchmarks.json` (default DIR: `docs`).
 
 mod cpu;
+mod create;
 mod ops;
 mod report;
 mod setup;
@@ -78,7 +79,7 @@ fn main() -> anyhow::Result<()> {
             eprintln!("== RTT {rtt} ms");
             let env = setup::BenchEnv::start(one_way).await?;
             let mut rows = ops::measure_operations(&env, &args).await?;
-            rows.extend(ops::measure_workspace_create(&env, &args).await?);
+            rows.extend(create::measure_workspace_create(&env, &args).await?);
             let conc = ops::measure_concurrency(&env, &args).await?;
             results.push(report::RttResult {
                 rtt_ms: rtt,

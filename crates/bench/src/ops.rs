@@ -97,19 +97,54 @@ pub struct Baseline {
 }
 
 impl Baseline {
+    /// (a): a process per operation over a ControlMaster at `control_path`.
+    pub fn with_master(config: &Path, control_path: &Path) -> Self {
+        Baseline {
+            config: config.to_path_buf(),
+            control_path: Some(control_path.to_path_buf()),
+        }
+    }
+
+    /// (b): a fresh connection per operation.
+    pub fn fresh(config: &Path) -> Self {
+        Baseline {
+            config: config.to_path_buf(),
+            control_path: None,
+        }
+    }
+
+    /// The ssh options of this baseline, before the host.
+    fn ssh_args(&self) -> Vec<String> {
+        let mut args = vec!["-F".to_owned(), self.config.display().to_string()];
+        match &self.control_path {
+            Some(path) => args.extend([
+                "-o".into(),
+                "ControlMaster=auto".into(),
+                "-o".into(),
+                format!("ControlPath={}", path.display()),
+                "-o".into(),
+                "ControlPersist=60".into(),
+            ]),
+            None => args.extend([
+                "-o".into(),
+                "ControlMaster=no".into(),
+                "-o".into(),
+                "ControlPath=none".into(),
+            ]),
+        }
+        args
+    }
+
+    /// `GIT_SSH_COMMAND` for this baseline.
+    pub fn ssh_command_line(&self) -> String {
+        let mut words = vec!["ssh".to_owned()];
+        words.extend(self.ssh_args());
+        cmux_core::quote::join(words)
+    }
+
     fn command(&self, remote: &str) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new("ssh");
-        cmd.arg("-F").arg(&self.config);
-        match &self.control_path {
-            Some(path) => {
-                cmd.args(["-o", "ControlMaster=auto", "-o"])
-                    .arg(format!("ControlPath={}", path.display()))
-                    .args(["-o", "ControlPersist=60"]);
-            }
-            None => {
-                cmd.args(["-o", "ControlMaster=no", "-o", "ControlPath=none"]);
-            }
-        }
+        cmd.args(self.ssh_args());
         cmd.arg(HOST).arg(remote);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd
@@ -140,7 +175,8 @@ impl Baseline {
         Ok(out.stdout)
     }
 
-    fn master_pid(&self) -> Option<u32> {
+    /// The pid of (a)'s master, once it runs.
+    pub fn master_pid(&self) -> Option<u32> {
         self.control_path
             .as_deref()
             .and_then(|p| master_pid(&self.config, p, HOST))
@@ -305,7 +341,7 @@ async fn baseline_op(env: &BenchEnv, base: &Baseline, op: Op, i: usize) -> anyho
 
 /// The per-operation rows.
 pub async fn measure_operations(env: &BenchEnv, args: &Args) -> anyhow::Result<Vec<Row>> {
-    std::fs::copy(env.scratch.join("edit.txt"), env.scratch.join("edit-b.txt"))?;
+    let original = std::fs::read(env.scratch.join("edit.txt"))?;
     std::fs::copy(env.scratch.join("edit.txt"), env.scratch.join("edit-auto.txt"))?;
     let (n_cmux, n_a, n_b) = iterations(args, env.rtt);
     let with_master = Baseline {
@@ -326,6 +362,10 @@ pub async fn measure_operations(env: &BenchEnv, args: &Args) -> anyhow::Result<V
     let mut rows = Vec::new();
     for op in Op::ALL {
         eprintln!("  {}", op.label());
+        // Every row starts from the same text, so the alternating edits always match.
+        // (Writing into the existing files keeps their owner, the bench account.)
+        std::fs::write(env.scratch.join("edit.txt"), &original)?;
+        std::fs::write(env.scratch.join("edit-b.txt"), &original)?;
         let cmux = measure(n_cmux, own, |i| cmux_op(env, op, i)).await?;
         let a = measure(n_a, CpuScope::Children { master: master_a }, |i| {
             baseline_op(env, &with_master, op, i)
@@ -343,11 +383,6 @@ pub async fn measure_operations(env: &BenchEnv, args: &Args) -> anyhow::Result<V
         });
     }
     Ok(rows)
-}
-
-/// Workspace creation rows (cold: first workspace of a project; warm: a second one).
-pub async fn measure_workspace_create(_env: &BenchEnv, _args: &Args) -> anyhow::Result<Vec<Row>> {
-    Ok(Vec::new())
 }
 
 /// `agents` tasks × `per_agent` mixed operations at once against one host.

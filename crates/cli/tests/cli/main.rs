@@ -6,10 +6,10 @@ use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
-mod reliability;
-mod mcp;
-mod ssh;
 mod coder;
+mod mcp;
+mod reliability;
+mod ssh;
 
 /// A temp `CMUX_HOME` and a temp project with one commit.
 struct Env {

@@ -185,7 +185,7 @@ fn error_messages_are_one_line_with_the_fix() {
             "ssh host with --src-base only",
             vec!["new", "w", "--src-base", "/tmp/x"],
         ),
-        ("coder not supported yet", vec!["new", "w", "--coder", "ws"]),
+        ("coder CLI missing", vec!["new", "w", "--coder", "ws"]),
         (
             "unknown revision",
             vec!["new", "w", "--from", "no-such-ref"],
@@ -193,7 +193,12 @@ fn error_messages_are_one_line_with_the_fix() {
     ];
     let mut report = String::new();
     for (what, args) in cases {
-        let out = env.run(&args);
+        // The Coder case must not depend on whether this machine has `coder`.
+        let out = env
+            .command(&args)
+            .env("CMUX_CODER_BIN", "/nonexistent/coder")
+            .output()
+            .expect("cmux runs");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
         assert!(!err.contains("panicked"), "{what}: {err}");

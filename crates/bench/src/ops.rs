@@ -342,7 +342,10 @@ async fn baseline_op(env: &BenchEnv, base: &Baseline, op: Op, i: usize) -> anyho
 /// The per-operation rows.
 pub async fn measure_operations(env: &BenchEnv, args: &Args) -> anyhow::Result<Vec<Row>> {
     let original = std::fs::read(env.scratch.join("edit.txt"))?;
-    std::fs::copy(env.scratch.join("edit.txt"), env.scratch.join("edit-auto.txt"))?;
+    std::fs::copy(
+        env.scratch.join("edit.txt"),
+        env.scratch.join("edit-auto.txt"),
+    )?;
     let (n_cmux, n_a, n_b) = iterations(args, env.rtt);
     let with_master = Baseline {
         config: env.config.clone(),
@@ -401,37 +404,24 @@ pub async fn measure_concurrency(
             .config_file(&env.counted_config)
             .control_dir(env.dir.path().join("conc-ctl")),
     )?);
+    let conc_rt = rt.clone();
     let before = env.proxy.connections_accepted();
     let cpu0 = cpu_now(CpuScope::Own {
         master: None,
         proxy_tid: env.proxy_tid,
     });
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for agent in 0..agents {
-        let rt = rt.clone();
-        let scratch = env.scratch.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut failures = Vec::new();
-            for i in 0..per_agent {
-                if let Err(e) = mixed_cmux_op(&rt, &scratch, agent, i).await {
-                    failures.push(e.to_string());
-                }
-            }
-            failures
-        }));
-    }
-    let mut failures = Vec::new();
-    for t in tasks {
-        failures.extend(t.await?);
-    }
-    let wall = start.elapsed();
+    let scratch = env.scratch.clone();
+    let (wall, failures) = run_agents(agents, per_agent, move |agent, i| {
+        let (rt, scratch) = (rt.clone(), scratch.clone());
+        async move { mixed_cmux_op(&rt, &scratch, agent, i).await }
+    })
+    .await?;
     let cpu = cpu_now(CpuScope::Own {
         master: None,
         proxy_tid: env.proxy_tid,
     })
     .saturating_sub(cpu0);
-    rows.push(ConcurrencyRow::new(
+    let rows_cmux = ConcurrencyRow::new(
         "cmux (one process, shared runtime)",
         agents,
         per_agent,
@@ -439,8 +429,9 @@ pub async fn measure_concurrency(
         failures,
         env.proxy.connections_accepted() - before,
         cpu,
-    ));
-    rt.disconnect().await;
+    );
+    rows.push(rows_cmux);
+    conc_rt.disconnect().await;
 
     // (a): a process per operation through one ControlMaster.
     let base = Baseline {
@@ -449,26 +440,12 @@ pub async fn measure_concurrency(
     };
     let before = env.proxy.connections_accepted();
     let cpu0 = CpuSample::now().children;
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for agent in 0..agents {
-        let base = base.clone();
-        let scratch = env.scratch.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut failures = Vec::new();
-            for i in 0..per_agent {
-                if let Err(e) = mixed_baseline_op(&base, &scratch, agent, i).await {
-                    failures.push(e.to_string());
-                }
-            }
-            failures
-        }));
-    }
-    let mut failures = Vec::new();
-    for t in tasks {
-        failures.extend(t.await?);
-    }
-    let wall = start.elapsed();
+    let (agent_base, scratch) = (base.clone(), env.scratch.clone());
+    let (wall, failures) = run_agents(agents, per_agent, move |agent, i| {
+        let (base, scratch) = (agent_base.clone(), scratch.clone());
+        async move { mixed_baseline_op(&base, &scratch, agent, i).await }
+    })
+    .await?;
     let cpu = CpuSample::now().children.saturating_sub(cpu0)
         + base.master_pid().map(process_cpu).unwrap_or_default();
     rows.push(ConcurrencyRow::new(
@@ -481,6 +458,38 @@ pub async fn measure_concurrency(
         cpu,
     ));
     Ok(rows)
+}
+
+/// Runs `agents` tasks at once, each doing `per_agent` operations `op(agent, i)` in
+/// turn; returns the wall time and every failure's message.
+async fn run_agents<F, Fut>(
+    agents: usize,
+    per_agent: usize,
+    op: F,
+) -> anyhow::Result<(Duration, Vec<String>)>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for agent in 0..agents {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for i in 0..per_agent {
+                if let Err(e) = op(agent, i).await {
+                    failures.push(e.to_string());
+                }
+            }
+            failures
+        }));
+    }
+    let mut failures = Vec::new();
+    for task in tasks {
+        failures.extend(task.await?);
+    }
+    Ok((start.elapsed(), failures))
 }
 
 async fn mixed_cmux_op(

@@ -64,7 +64,10 @@ fn bench_account(sshd: &TestSshd) -> anyhow::Result<(String, PathBuf)> {
         .context("running usermod")?;
     anyhow::ensure!(status.success(), "usermod -p '*' {BENCH_USER} failed");
     let home = PathBuf::from(format!("/home/{BENCH_USER}"));
-    let scratch = home.join(format!("bench-{}", std::process::id()));
+    // One directory per environment: each RTT's run starts from nothing.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = home.join(format!("bench-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let status = std::process::Command::new("chown")
         .arg("-R")

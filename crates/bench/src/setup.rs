@@ -190,3 +190,12 @@ fn start_proxy_thread(
         })?;
     Ok(rx.recv()??)
 }
+
+impl Drop for BenchEnv {
+    fn drop(&mut self) {
+        // The bench account's scratch lives outside the temp dir: remove it too.
+        if self.scratch.starts_with(format!("/home/{BENCH_USER}")) {
+            let _ = std::fs::remove_dir_all(&self.scratch);
+        }
+    }
+}

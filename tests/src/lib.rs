@@ -1,6 +1,6 @@
 //! Test harness shared by the integration tests and the benchmarks: a real sshd per
 //! test, a latency-injecting proxy, a fake `coder` CLI, temporary git repositories.
 
-pub mod sshd;
 pub mod coder;
 pub mod proxy;
+pub mod sshd;

@@ -593,17 +593,24 @@ fn interrupting_exec_kills_the_command_group() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cmux starts");
-    let pid_file = ws.join("bg.pid");
+    interrupt_and_check_group(child, &ws.join("bg.pid"), "");
+}
+
+/// Waits for the command of `child` (a `cmux exec` of `sleep 300 & echo $! > bg.pid;
+/// wait`) to write its background pid, sends SIGINT to cmux, and checks cmux exits 130
+/// and the background child died with the command's process group (`where_`: "" or
+/// " on the host", for the messages).
+pub(crate) fn interrupt_and_check_group(child: std::process::Child, pid_file: &Path, where_: &str) {
     let mut bg = String::new();
     for _ in 0..600 {
-        bg = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        bg = std::fs::read_to_string(pid_file).unwrap_or_default();
         if bg.ends_with('\n') {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let bg = bg.trim().to_owned();
-    assert!(!bg.is_empty(), "the command started");
+    assert!(!bg.is_empty(), "the command started{where_}");
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -611,7 +618,8 @@ fn interrupting_exec_kills_the_command_group() {
     assert!(killed.success());
     let out = child.wait_with_output().expect("cmux ends");
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    // The background child of the command went with its process group.
+    // The background child of the command went with its process group (for SSH the
+    // host is this machine).
     let mut gone = false;
     for _ in 0..100 {
         let alive = Command::new("kill")
@@ -626,5 +634,5 @@ fn interrupting_exec_kills_the_command_group() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(gone, "background sleep {bg} was killed");
+    assert!(gone, "background sleep {bg} was killed{where_}");
 }

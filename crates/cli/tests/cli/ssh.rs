@@ -661,40 +661,7 @@ fn interrupting_ssh_exec_kills_the_command_group_on_the_host() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cmux starts");
-    let pid_file = ws.join("bg.pid");
-    let mut bg = String::new();
-    for _ in 0..600 {
-        bg = std::fs::read_to_string(&pid_file).unwrap_or_default();
-        if bg.ends_with('\n') {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let bg = bg.trim().to_owned();
-    assert!(!bg.is_empty(), "the command started on the host");
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let out = child.wait_with_output().expect("cmux ends");
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    // The host is this machine: the command's background child is gone with its group.
-    let mut gone = false;
-    for _ in 0..100 {
-        let alive = Command::new("kill")
-            .args(["-0", &bg])
-            .stderr(Stdio::null())
-            .status()
-            .expect("kill runs")
-            .success();
-        if !alive {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(gone, "background sleep {bg} was killed on the host");
+    crate::interrupt_and_check_group(child, &ws.join("bg.pid"), " on the host");
 }
 
 #[test]

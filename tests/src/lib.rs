@@ -2,5 +2,6 @@
 //! test, a latency-injecting proxy, a fake `coder` CLI, temporary git repositories.
 
 pub mod coder;
+pub mod helper;
 pub mod proxy;
 pub mod sshd;

@@ -7,6 +7,7 @@ mod mcp_client;
 mod mcp_local;
 mod mcp_sdk_client;
 mod mcp_ssh;
+mod pipe_conformance;
 mod reliability_bad_input;
 mod reliability_crash_write;
 mod reliability_orphans;

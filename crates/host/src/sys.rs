@@ -1,0 +1,147 @@
+//! The few system calls std does not wrap, each behind a safe function.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// The user id the helper runs as.
+pub(crate) fn uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// The process umask. Read once at start, before any thread exists: reading it means
+/// setting it, which races with threads creating files.
+pub(crate) fn read_umask() -> u32 {
+    // SAFETY: umask cannot fail; the old mask is restored at once.
+    unsafe {
+        let old = libc::umask(0o077);
+        libc::umask(old);
+        old
+    }
+}
+
+/// Sends SIGKILL to process group `pgid`. The caller guarantees the group's leader is
+/// not yet reaped (a zombie keeps its pid, so the number cannot name another group).
+pub(crate) fn kill_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: plain system call; ESRCH (the group is gone) is fine.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Exit code.
+    Code(i32),
+    /// Killing signal.
+    Signal(i32),
+}
+
+/// Waits for child `pid` to end WITHOUT reaping it (`WNOWAIT`): the zombie keeps the
+/// pid, and with it the process group number, reserved until [`reap`].
+pub(crate) fn wait_no_reap(pid: u32) -> io::Result<Ended> {
+    loop {
+        // SAFETY: siginfo_t is plain data; zeroed is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid out-pointer for the duration of the call.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            // SAFETY: waitid filled `info` for a child state change.
+            let status = unsafe { info.si_status() };
+            return Ok(match info.si_code {
+                libc::CLD_EXITED => Ended::Code(status),
+                _ => Ended::Signal(status),
+            });
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Reaps child `pid` (after [`wait_no_reap`] saw it end).
+pub(crate) fn reap(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// True when the user may write `path` (`access(W_OK)`, real ids).
+pub(crate) fn can_write(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// `n` random bytes from the kernel (for temporary names and nonces).
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    let mut filled = 0;
+    while filled < N {
+        // SAFETY: the pointer and length describe the unfilled part of `buf`.
+        let rc = unsafe {
+            libc::getrandom(
+                buf[filled..].as_mut_ptr().cast::<libc::c_void>(),
+                N - filled,
+                0,
+            )
+        };
+        if rc > 0 {
+            filled += rc as usize;
+        } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // No getrandom (very old kernels): the clock and pid still make names
+            // unique enough; they are retried on collision anyway.
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                ^ u128::from(std::process::id()) << 64;
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (seed >> ((i % 16) * 8)) as u8;
+            }
+            return buf;
+        }
+    }
+    buf
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The helper's stdin and stdout as files (unbuffered: the helper buffers itself).
+pub(crate) fn stdio_files() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fds 0 and 1 are open for the life of the process and nothing else in the
+    // helper uses them through std's handles after this call.
+    unsafe { (std::fs::File::from_raw_fd(0), std::fs::File::from_raw_fd(1)) }
+}

@@ -1,0 +1,26 @@
+//! The bundled host helper as a file, for tests that run it directly (the pipe
+//! backend) or through another user.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+/// The bundled `cmux-host`, written once per build to
+/// `/tmp/cmux-test-helper-<build>/cmux-host` (mode 0755 in a 0755 directory, so other
+/// local users can run it too). Written to a temporary name and renamed, so parallel
+/// test processes never run a half-written file.
+pub fn helper_path() -> PathBuf {
+    let bundle = cmux_host_bundle::bundled()
+        .expect("this build carries no cmux-host (CMUX_HOST_BUNDLE=skip?)");
+    let dir = std::env::temp_dir().join(format!("cmux-test-helper-{}", bundle.build));
+    let path = dir.join("cmux-host");
+    if path.exists() {
+        return path;
+    }
+    std::fs::create_dir_all(&dir).expect("helper dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let temp = dir.join(format!(".cmux-host.{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    bundle.write_to(&temp).expect("write helper");
+    std::fs::rename(&temp, &path).expect("install helper");
+    path
+}

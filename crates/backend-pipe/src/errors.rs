@@ -40,6 +40,14 @@ pub(crate) fn from_wire(host: &str, path: Option<&RemotePath>, err: WireError) -
             },
             None => Error::backend(host, err.message),
         },
+        ErrorKind::DirectoryNotEmpty => match path {
+            Some(path) => Error::WrongKind {
+                host: host.to_owned(),
+                path,
+                message: "directory is not empty (remove it recursively)".into(),
+            },
+            None => Error::backend(host, err.message),
+        },
         ErrorKind::NotWritable | ErrorKind::BadCwd | ErrorKind::InvalidInput => {
             Error::invalid(format!("{host}: {}", err.message))
         }

@@ -44,6 +44,8 @@ pub(crate) struct HostState {
     min_rtt_us: std::sync::atomic::AtomicU64,
     /// Modes of files seen recently (for writes through a command).
     pub(crate) modes: crate::exec_write::ModeCache,
+    /// The host helper's connection, once started (or why it is not used).
+    pub(crate) helper_slot: crate::helper::HelperSlot,
 }
 
 /// One master (a slot): the mux session, its channel gate, its SFTP session.
@@ -184,6 +186,7 @@ impl HostState {
             sweeper: cmux_core::temp::TempSweeper::new(),
             min_rtt_us: std::sync::atomic::AtomicU64::new(u64::MAX),
             modes: Default::default(),
+            helper_slot: Default::default(),
         });
         reg.retain(|_, w| w.strong_count() > 0);
         reg.insert(key, Arc::downgrade(&state));

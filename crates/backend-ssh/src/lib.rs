@@ -112,6 +112,7 @@ pub mod doctor;
 mod exec;
 mod exec_write;
 mod files;
+mod helper;
 mod pipeline;
 pub mod source;
 
@@ -125,6 +126,7 @@ use cmux_core::{
 };
 
 pub use conn::control_dir_for;
+pub use helper::{ConnectionMode, HelperMode};
 
 /// How [`SshRuntime`] connects. `Default` suits a user's own hosts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -146,6 +148,14 @@ pub struct SshOptions {
     pub channels_per_connection: usize,
     /// Masters per host this process may open when channels run out.
     pub max_connections: usize,
+    /// Whether to use the host helper (see the crate docs).
+    pub helper: HelperMode,
+    /// A local directory with helper builds for other hosts, named
+    /// `cmux-host-<os>-<arch>` (e.g. `cmux-host-linux-aarch64`).
+    pub helper_dir: Option<PathBuf>,
+    /// Where helpers are installed on the host (default
+    /// `${XDG_CACHE_HOME:-~/.cache}/cmux/host`).
+    pub helper_install_dir: Option<RemotePath>,
 }
 
 impl Default for SshOptions {
@@ -158,6 +168,9 @@ impl Default for SshOptions {
             connect_timeout: Duration::from_secs(15),
             channels_per_connection: 8,
             max_connections: 4,
+            helper: HelperMode::Auto,
+            helper_dir: None,
+            helper_install_dir: None,
         }
     }
 }
@@ -178,6 +191,24 @@ impl SshOptions {
     /// Keeps control sockets in `dir`.
     pub fn control_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.control_dir = Some(dir.into());
+        self
+    }
+
+    /// Uses the host helper or not.
+    pub fn helper(mut self, mode: HelperMode) -> Self {
+        self.helper = mode;
+        self
+    }
+
+    /// Takes helper builds for other hosts from `dir` (`cmux-host-<os>-<arch>`).
+    pub fn helper_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.helper_dir = Some(dir.into());
+        self
+    }
+
+    /// Installs helpers under `dir` on the host.
+    pub fn helper_install_dir(mut self, dir: RemotePath) -> Self {
+        self.helper_install_dir = Some(dir);
         self
     }
 }
@@ -220,7 +251,14 @@ impl SshRuntime {
     /// Asks every master of this host that this process opened or attached to to exit
     /// (`ssh -O exit`). Later operations reconnect.
     pub async fn disconnect(&self) {
+        self.state.close_helper().await;
         self.state.disconnect_all().await;
+    }
+
+    /// How this host is driven: through the host helper, or the shell/SFTP path and
+    /// why. Connects (and installs the helper) when needed.
+    pub async fn mode(&self) -> Result<ConnectionMode> {
+        self.state.mode().await
     }
 }
 
@@ -256,46 +294,76 @@ impl Runtime for SshRuntime {
             self.state.mark_dead(&conn);
             self.state.primary().await?;
         }
-        Ok(())
+        self.state.helper().await.map(|_| ())
     }
 
     async fn exec(&self, req: ExecRequest) -> Result<Process> {
-        exec::spawn(&self.state, req).await
+        match self.state.helper().await? {
+            Some(h) => h.exec(req).await,
+            None => exec::spawn(&self.state, req).await,
+        }
     }
 
     async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>> {
-        files::read(&self.state, path).await
+        match self.state.helper().await? {
+            Some(h) => h.read_file(path).await,
+            None => files::read(&self.state, path).await,
+        }
     }
 
     async fn open_read(&self, path: &RemotePath) -> Result<BoxRead> {
-        files::open_read(&self.state, path).await
+        match self.state.helper().await? {
+            Some(h) => h.open_read(path).await,
+            None => files::open_read(&self.state, path).await,
+        }
     }
 
     async fn write_file(&self, path: &RemotePath, data: &[u8]) -> Result<()> {
-        files::write(&self.state, path, data).await
+        match self.state.helper().await? {
+            Some(h) => h.write_file(path, data).await,
+            None => files::write(&self.state, path, data).await,
+        }
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Metadata> {
-        files::stat(&self.state, path).await
+        match self.state.helper().await? {
+            Some(h) => h.stat(path).await,
+            None => files::stat(&self.state, path).await,
+        }
     }
 
     async fn read_dir(&self, path: &RemotePath) -> Result<Vec<DirEntry>> {
-        files::read_dir(&self.state, path).await
+        match self.state.helper().await? {
+            Some(h) => h.read_dir(path).await,
+            None => files::read_dir(&self.state, path).await,
+        }
     }
 
     async fn create_dir_all(&self, path: &RemotePath) -> Result<()> {
-        files::create_dir_all(&self.state, path).await
+        match self.state.helper().await? {
+            Some(h) => h.create_dir_all(path).await,
+            None => files::create_dir_all(&self.state, path).await,
+        }
     }
 
     async fn remove(&self, path: &RemotePath, recursive: bool) -> Result<()> {
-        files::remove(&self.state, path, recursive).await
+        match self.state.helper().await? {
+            Some(h) => h.remove(path, recursive).await,
+            None => files::remove(&self.state, path, recursive).await,
+        }
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<()> {
-        files::rename(&self.state, from, to).await
+        match self.state.helper().await? {
+            Some(h) => h.rename(from, to).await,
+            None => files::rename(&self.state, from, to).await,
+        }
     }
 
     async fn resolve_path(&self, path: &str) -> Result<RemotePath> {
-        files::resolve(&self.state, path).await
+        match self.state.helper().await? {
+            Some(h) => h.resolve_path(path),
+            None => files::resolve(&self.state, path).await,
+        }
     }
 }

@@ -187,6 +187,10 @@ pub(crate) fn run(
     command
         .env_clear()
         .envs(base)
+        // bash sources ~/.bashrc when it believes sshd started it (SSH_CLIENT set and
+        // SHLVL below 1): the login environment is already there, and an interactive
+        // rc file must not run, print or cost time around every command.
+        .env("SHLVL", "1")
         .envs(
             spec.env
                 .iter()

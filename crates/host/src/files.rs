@@ -100,12 +100,9 @@ pub(crate) fn remove(path: &Path, recursive: bool) -> Result<Done, WireError> {
     result.map(|()| Done {}).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENOTEMPTY) {
             error(
-                ErrorKind::InvalidInput,
+                ErrorKind::DirectoryNotEmpty,
                 Some(path),
-                format!(
-                    "{} is a directory that is not empty: remove it recursively",
-                    path.display()
-                ),
+                format!("{} is a directory that is not empty", path.display()),
             )
         } else {
             io_error("removing", path, &e)

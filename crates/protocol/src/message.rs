@@ -305,6 +305,8 @@ pub enum ErrorKind {
     IsADirectory,
     /// A file where a directory was expected (or a path through a file).
     NotADirectory,
+    /// A directory to remove is not empty (and the removal was not recursive).
+    DirectoryNotEmpty,
     /// The host's disk (or the user's quota) is full.
     NoSpace,
     /// A read-only filesystem.

@@ -41,16 +41,24 @@ impl Lifecycle {
     pub async fn init(&self, ws: &Workspace, progress: &dyn Progress) -> Result<InitOutcome> {
         let runtime = self.runtime();
         let hook = ws.path.join(INIT_HOOK)?;
-        let meta = match runtime.stat(&hook).await {
-            Ok(meta) => meta,
-            Err(crate::Error::NotFound { .. }) => return Ok(InitOutcome::NoHook),
-            Err(e) => return Err(e),
+        // `create` already looked (one round trip saved); otherwise stat it.
+        let executable = match self.known_hook(&ws.path) {
+            Some(known) => known,
+            None => match runtime.stat(&hook).await {
+                Ok(meta) => Some(meta.kind == FileKind::File && meta.mode & 0o111 != 0),
+                Err(crate::Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            },
         };
-        if meta.kind != FileKind::File || meta.mode & 0o111 == 0 {
-            progress.event(ProgressEvent::Warning(&format!(
-                "{INIT_HOOK} is not an executable file: skipped (chmod +x {INIT_HOOK} to run it)"
-            )));
-            return Ok(InitOutcome::NotExecutable);
+        match executable {
+            None => return Ok(InitOutcome::NoHook),
+            Some(false) => {
+                progress.event(ProgressEvent::Warning(&format!(
+                    "{INIT_HOOK} is not an executable file: skipped (chmod +x {INIT_HOOK} to run it)"
+                )));
+                return Ok(InitOutcome::NotExecutable);
+            }
+            Some(true) => {}
         }
         progress.event(ProgressEvent::Step(&format!("running {INIT_HOOK}")));
         let req = ExecRequest::argv([hook.as_str()])

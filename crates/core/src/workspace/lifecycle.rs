@@ -1,18 +1,20 @@
 //! [`Lifecycle`]: create, delete, rename and fork workspaces with git run through the
 //! runtime, so the same code serves every backend.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::exec::ExecRequest;
 use crate::path::RemotePath;
 use crate::runtime::{RuntimeExt, SharedRuntime};
+use crate::workspace::create_script::{self, Created};
 use crate::workspace::lock::ProjectLock;
 use crate::workspace::name::validate_name;
 use crate::workspace::progress::{Progress, ProgressEvent};
 use crate::workspace::project::Project;
-use crate::workspace::source::{SourceLayout, SourceProvider};
+use crate::workspace::source::SourceProvider;
 use crate::workspace::Workspace;
 
 /// How to create a workspace.
@@ -55,6 +57,9 @@ pub struct Lifecycle {
     runtime: SharedRuntime,
     source: Arc<dyn SourceProvider>,
     lock_dir: Option<PathBuf>,
+    /// Init hooks seen by `create` (workspace dir -> present and executable), so
+    /// `init` right after needs no round trip to look for one.
+    hooks: Arc<Mutex<HashMap<RemotePath, Option<bool>>>>,
 }
 
 impl Lifecycle {
@@ -64,6 +69,7 @@ impl Lifecycle {
             runtime,
             source,
             lock_dir: None,
+            hooks: Arc::default(),
         }
     }
 
@@ -185,9 +191,6 @@ impl Lifecycle {
             return Ok(ws);
         }
         let layout = self.source.layout(project).await?;
-        if self.runtime.exists(&ws.path).await? {
-            return Err(self.dir_taken(&ws.path));
-        }
         let branch = ws.branch.clone().unwrap_or_else(|| name.to_owned());
         if project.has_uncommitted_changes().await? {
             progress.event(ProgressEvent::Warning(
@@ -199,40 +202,54 @@ impl Lifecycle {
             .source
             .sync(project, options.from.as_deref(), progress)
             .await?;
-        let commit = self.resolve_commit(&layout, project, &from).await?;
-        self.runtime.create_dir_all(&layout.base_dir).await?;
-        let exists = self.branch_exists(&layout.repo, &branch).await?;
-        if exists && options.from.is_some() {
-            return Err(Error::invalid(format!(
-                "branch {branch:?} already exists in project {}: choose another branch, or omit --from to continue that branch",
-                project.path().display()
-            )));
-        }
-        if exists {
-            progress.event(ProgressEvent::Step(&format!(
-                "creating worktree {} on existing branch {branch}",
-                ws.path
-            )));
-            self.git(
-                "git worktree add",
-                &layout.repo,
-                &["worktree", "add", ws.path.as_str(), &branch],
-            )
-            .await?;
-        } else {
-            progress.event(ProgressEvent::Step(&format!(
-                "creating worktree {} on new branch {branch} from {from}",
-                ws.path
-            )));
-            self.git(
-                "git worktree add",
-                &layout.repo,
-                &["worktree", "add", "-b", &branch, ws.path.as_str(), &commit],
-            )
-            .await?;
+        progress.event(ProgressEvent::Step(&format!(
+            "creating worktree {} on branch {branch}",
+            ws.path
+        )));
+        // Every host step in one command (see `create_script`).
+        let created = create_script::run(
+            self.runtime.as_ref(),
+            &layout.repo,
+            &ws.path,
+            &layout.base_dir,
+            &from,
+            &branch,
+            options.from.is_some(),
+        )
+        .await?;
+        match created {
+            Created::Taken => return Err(self.dir_taken(&ws.path)),
+            Created::NoRevision => {
+                return Err(Error::invalid(format!(
+                    "revision {from:?} not found in project {}: give a branch, tag or commit of the project",
+                    project.path().display()
+                )))
+            }
+            Created::BranchExists => {
+                return Err(Error::invalid(format!(
+                    "branch {branch:?} already exists in project {}: choose another branch, or omit --from to continue that branch",
+                    project.path().display()
+                )))
+            }
+            Created::Made { hook, .. } => self.remember_hook(&ws.path, hook),
         }
         ws.branch = Some(branch);
         Ok(ws)
+    }
+
+    fn remember_hook(&self, dir: &RemotePath, hook: Option<bool>) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.clone(), hook);
+    }
+
+    /// What `create` saw of the init hook in `dir` (taken: asked once).
+    pub(crate) fn known_hook(&self, dir: &RemotePath) -> Option<Option<bool>> {
+        self.hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(dir)
     }
 
     fn dir_taken(&self, path: &RemotePath) -> Error {
@@ -240,26 +257,6 @@ impl Lifecycle {
             "{}: {path} already exists (left over from an earlier workspace?): remove that directory or choose another name",
             self.runtime.host()
         ))
-    }
-
-    async fn resolve_commit(
-        &self,
-        layout: &SourceLayout,
-        project: &Project,
-        rev: &str,
-    ) -> Result<String> {
-        let spec = format!("{rev}^{{commit}}");
-        match self
-            .git("git rev-parse", &layout.repo, &["rev-parse", "-q", "--verify", &spec])
-            .await
-        {
-            Ok(commit) => Ok(commit.trim().to_owned()),
-            Err(Error::CommandFailed { .. }) => Err(Error::invalid(format!(
-                "revision {rev:?} not found in project {}: give a branch, tag or commit of the project",
-                project.path().display()
-            ))),
-            Err(e) => Err(e),
-        }
     }
 
     /// Deletes a workspace's worktree. Refuses, unless `force`, when it has

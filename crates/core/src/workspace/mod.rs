@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::path::RemotePath;
 
+mod create_script;
 mod init;
 mod lifecycle;
 mod lock;

@@ -76,9 +76,10 @@ pub struct ExecRequest {
     /// [`ExitStatus::Cancelled`].
     pub cancel: Option<CancellationToken>,
     /// When the command exits, kill what it left running in its process group
-    /// (children started with `&`), so the call leaves nothing behind. Costs one kill
-    /// through the backend's [`ProcessControl`] after each command (a signal locally,
-    /// a short command on a spare channel over SSH).
+    /// (children started with `&`), so the call leaves nothing behind. A backend may
+    /// do it where the command runs (the SSH wrapper does, at no extra round trip);
+    /// [`Process::wait`] then also asks the backend's [`ProcessControl::kill`] (a
+    /// signal locally; a no-op for a backend whose command has already ended).
     pub kill_group_on_exit: bool,
 }
 

@@ -540,11 +540,9 @@ async fn timeout_kills_the_command() {
     eprintln!("mcp local: sleep 30 with timeout_secs=1 returned after {elapsed:?}");
 }
 
-/// The smallest valid PNG: one transparent pixel.
-const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\0\x01\0\0\x05\0\x01\r\n-\xb4\0\0\0\0IEND\xaeB`\x82";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn read_file_returns_images_as_image_content() {
+    use cmux_core::testkit::PNG_1X1;
     let s = Local::start().await;
     // A screenshot without an extension: told by its content.
     std::fs::write(s.ws.join("screenshot"), PNG_1X1).expect("write png");

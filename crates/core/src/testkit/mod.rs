@@ -346,6 +346,9 @@ suite! {
     tool_cases::tool_call_json => "tools called by name with JSON input (as over MCP), JSON output",
 }
 
+/// The smallest valid PNG (one transparent pixel): test data for image reads.
+pub const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\0\x01\0\0\x05\0\x01\r\n-\xb4\0\0\0\0IEND\xaeB`\x82";
+
 /// The case called `name`, if there is one.
 pub fn case(name: &str) -> Option<Case> {
     cases().into_iter().find(|c| c.name == name)

@@ -3,6 +3,7 @@
 use tokio_util::sync::CancellationToken;
 
 use super::util::{q, read, sh, wait_gone, write};
+use super::PNG_1X1;
 use super::{Harness, Outcome};
 use crate::error::Error;
 use crate::exec::ExitStatus;
@@ -293,9 +294,6 @@ pub(super) async fn tool_read_file(h: Harness) -> Outcome {
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     Outcome::Passed
 }
-
-/// The smallest valid PNG: one transparent pixel.
-const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\0\x01\0\0\x05\0\x01\r\n-\xb4\0\0\0\0IEND\xaeB`\x82";
 
 pub(super) async fn tool_read_image(h: Harness) -> Outcome {
     let ctx = h.tools();

@@ -43,6 +43,10 @@ const PGID_MARKER: &[u8] = b"\0cmux-pgid:";
 ///   and so keeps the mux session open until stdout and stderr are drained (closing
 ///   it earlier makes the master drop output it still buffers).
 ///
+/// - With `$2` = `k` ([`ExecRequest::kill_group_on_exit`]), the wrapper kills the
+///   command's process group once the command exited: what it left running with `&`
+///   ends with it, at no extra round trip.
+///
 /// `--norc`: bash started by sshd reads `~/.bashrc` even when not interactive; the
 /// login shell already did (and exported what it set, PATH included), so another read
 /// would only add the cost of a heavy rc file to every command.
@@ -54,6 +58,7 @@ c=$!
 LC_ALL=C
 wait "$c"
 s=$?
+[ "$2" = k ] && kill -KILL -- -"$c" 2>/dev/null
 n=
 while read -t 0 -u 5 && IFS= read -r -t 1 -u 5 l; do n="$n $l"; done
 k=x v=$s
@@ -65,11 +70,13 @@ exit "$s"
 "#;
 
 /// The command line sent to the host (run by the user's login shell).
-pub(crate) fn remote_command(script: &str) -> String {
+/// `kill_group_on_exit`: the wrapper kills what the command leaves running.
+pub(crate) fn remote_command(script: &str, kill_group_on_exit: bool) -> String {
     format!(
-        "exec bash --norc --noprofile -c {} cmux {}",
+        "exec bash --norc --noprofile -c {} cmux {} {}",
         quote::quote(WRAPPER),
-        quote::quote(script)
+        quote::quote(script),
+        if kill_group_on_exit { "k" } else { "-" }
     )
 }
 
@@ -151,7 +158,7 @@ async fn open_gated(
 
 pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Process> {
     let script = req.to_shell_script()?;
-    let command = remote_command(&script);
+    let command = remote_command(&script, req.kill_group_on_exit);
     let piped = !matches!(req.stdin, Stdin::Null);
     let (conn, permit, mut child) = open_gated(state, &command, piped).await?;
 
@@ -561,8 +568,9 @@ mod tests {
 
     #[test]
     fn remote_command_quotes_the_script_as_one_argument() {
-        let cmd = remote_command("echo 'hi'");
+        let cmd = remote_command("echo 'hi'", false);
         assert!(cmd.starts_with("exec bash --norc --noprofile -c "));
-        assert!(cmd.ends_with(r#" cmux 'echo '\''hi'\'''"#), "{cmd}");
+        assert!(cmd.ends_with(r#" cmux 'echo '\''hi'\''' -"#), "{cmd}");
+        assert!(remote_command("true", true).ends_with(" cmux true k"));
     }
 }

@@ -75,6 +75,12 @@ pub struct ExecRequest {
     /// Cancelling this token kills the whole process group; the status is then
     /// [`ExitStatus::Cancelled`].
     pub cancel: Option<CancellationToken>,
+    /// When the command exits, kill what it left running in its process group
+    /// (children started with `&`), so the call leaves nothing behind. A backend may
+    /// do it where the command runs (the SSH wrapper does, at no extra round trip);
+    /// [`Process::wait`] then also asks the backend's [`ProcessControl::kill`] (a
+    /// signal locally; a no-op for a backend whose command has already ended).
+    pub kill_group_on_exit: bool,
 }
 
 impl ExecRequest {
@@ -100,6 +106,7 @@ impl ExecRequest {
             stdin: Stdin::Null,
             timeout: None,
             cancel: None,
+            kill_group_on_exit: false,
         }
     }
 
@@ -130,6 +137,13 @@ impl ExecRequest {
     /// Sets the cancellation token.
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel = Some(token);
+        self
+    }
+
+    /// Kills what the command leaves running in its process group when it exits
+    /// (see [`ExecRequest::kill_group_on_exit`]).
+    pub fn kill_group_on_exit(mut self) -> Self {
+        self.kill_group_on_exit = true;
         self
     }
 
@@ -267,6 +281,7 @@ pub struct Process {
     control: Box<dyn ProcessControl>,
     deadline: Option<(Instant, Duration)>,
     cancel: Option<CancellationToken>,
+    kill_group_on_exit: bool,
     host: String,
 }
 
@@ -320,12 +335,14 @@ impl Process {
             control,
             deadline: req.timeout.map(|t| (Instant::now() + t, t)),
             cancel: req.cancel.clone(),
+            kill_group_on_exit: req.kill_group_on_exit,
             host: host.into(),
         }
     }
 
     /// Waits for the process, killing its whole process group on timeout or
-    /// cancellation.
+    /// cancellation, and when it exits if the request asked for
+    /// [`ExecRequest::kill_group_on_exit`].
     pub async fn wait(&mut self) -> Result<ExitStatus> {
         let deadline = self.deadline;
         let cancel = self.cancel.clone().unwrap_or_default();
@@ -337,7 +354,20 @@ impl Process {
                 }
             };
             tokio::select! {
-                status = self.control.wait() => return status,
+                status = self.control.wait() => {
+                    let status = status?;
+                    if self.kill_group_on_exit {
+                        // The command is done: its status stands even if the kill fails.
+                        if let Err(e) = self.control.kill().await {
+                            tracing::warn!(
+                                host = %self.host,
+                                error = %e,
+                                "could not kill what the command left running"
+                            );
+                        }
+                    }
+                    return Ok(status);
+                }
                 () = sleep => ExitStatus::TimedOut,
                 () = cancel.cancelled() => ExitStatus::Cancelled,
             }
@@ -355,7 +385,12 @@ impl Process {
     }
 
     /// Closes stdin (if piped), reads stdout and stderr to the end while waiting, and
-    /// keeps at most `cap` bytes of each; the rest is drained and counted.
+    /// keeps at most `cap` bytes of each. A stream that fits in `cap` is kept whole in
+    /// [`Output::stdout`] / [`Output::stderr`]; a longer one keeps its first third of
+    /// `cap` there and its last two thirds in [`Output::stdout_tail`] /
+    /// [`Output::stderr_tail`], so the end of a build log (where the error is) is never
+    /// lost. The bytes in between are read, counted and dropped: memory stays at `cap`
+    /// per stream however much the command prints.
     pub async fn output(mut self, cap: usize) -> Result<Output> {
         drop(self.stdin.take());
         let (done_tx, done_rx) = tokio::sync::watch::channel(false);
@@ -363,36 +398,92 @@ impl Process {
         let err = tokio::spawn(read_capped(self.stderr.take(), cap, done_rx));
         let status = self.wait().await;
         let _ = done_tx.send(true);
-        let join = |r: Result<Capped, tokio::task::JoinError>| {
+        let join = |r: Result<Capture, tokio::task::JoinError>| {
             r.map_err(|e| Error::backend("cmux", format!("output reader failed: {e}")))
         };
         let (out, err) = (join(out.await)?, join(err.await)?);
         Ok(Output {
             status: status?,
-            stdout: out.bytes,
-            stderr: err.bytes,
+            stdout: out.head,
+            stdout_tail: out.tail.into(),
             stdout_dropped: out.dropped,
+            stderr: err.head,
+            stderr_tail: err.tail.into(),
             stderr_dropped: err.dropped,
         })
     }
 }
 
-struct Capped {
-    bytes: Vec<u8>,
+/// What [`Process::output`] keeps of one stream: everything up to `cap` bytes; past
+/// that, the first `cap / 3` bytes (`head`) and the last `cap - cap / 3` (`tail`), with
+/// the count of the bytes dropped in between.
+#[derive(Debug)]
+struct Capture {
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
     dropped: u64,
+    cap: usize,
+    /// True once the stream outgrew `cap` and `head` was cut to its final length.
+    split: bool,
+}
+
+impl Capture {
+    fn new(cap: usize) -> Self {
+        Capture {
+            head: Vec::new(),
+            tail: std::collections::VecDeque::new(),
+            dropped: 0,
+            cap,
+            split: false,
+        }
+    }
+
+    fn head_cap(&self) -> usize {
+        self.cap / 3
+    }
+
+    fn tail_cap(&self) -> usize {
+        self.cap - self.head_cap()
+    }
+
+    fn push(&mut self, mut data: &[u8]) {
+        if !self.split {
+            let room = self.cap - self.head.len();
+            if data.len() <= room {
+                self.head.extend_from_slice(data);
+                return;
+            }
+            // The stream outgrows the cap: what lies past the head's share starts the tail.
+            self.split = true;
+            let keep = self.head_cap();
+            let rest = self.head.split_off(keep.min(self.head.len()));
+            self.tail.extend(rest);
+            let fill = keep.saturating_sub(self.head.len()).min(data.len());
+            self.head.extend_from_slice(&data[..fill]);
+            data = &data[fill..];
+        }
+        let tail_cap = self.tail_cap();
+        if data.len() >= tail_cap {
+            self.dropped += (self.tail.len() + data.len() - tail_cap) as u64;
+            self.tail.clear();
+            self.tail.extend(&data[data.len() - tail_cap..]);
+        } else {
+            let excess = (self.tail.len() + data.len()).saturating_sub(tail_cap);
+            self.tail.drain(..excess);
+            self.dropped += excess as u64;
+            self.tail.extend(data);
+        }
+    }
 }
 
 async fn read_capped(
     stream: Option<BoxRead>,
     cap: usize,
     mut done: tokio::sync::watch::Receiver<bool>,
-) -> Capped {
-    let mut capped = Capped {
-        bytes: Vec::new(),
-        dropped: 0,
-    };
+) -> Capture {
+    let mut capture = Capture::new(cap);
     let Some(mut stream) = stream else {
-        return capped;
+        return capture;
     };
     let mut buf = vec![0u8; 64 * 1024];
     let mut grace: Option<Instant> = None;
@@ -408,12 +499,7 @@ async fn read_capped(
         tokio::select! {
             r = read => match r {
                 Some(Ok(0)) | Some(Err(_)) | None => break,
-                Some(Ok(n)) => {
-                    let room = cap.saturating_sub(capped.bytes.len());
-                    let keep = room.min(n);
-                    capped.bytes.extend_from_slice(&buf[..keep]);
-                    capped.dropped += (n - keep) as u64;
-                }
+                Some(Ok(n)) => capture.push(&buf[..n]),
             },
             changed = done.changed(), if grace.is_none() => {
                 if changed.is_err() || *done.borrow() {
@@ -422,34 +508,60 @@ async fn read_capped(
             }
         }
     }
-    capped
+    capture
 }
 
 /// A finished command's status and (capped) output.
+///
+/// Each stream is kept whole when it fits in the cap given to [`Process::output`].
+/// A longer stream keeps its beginning and its end: `stdout` holds the first third of
+/// the cap, `stdout_tail` the last two thirds, and `stdout_dropped` counts the bytes
+/// cut between them (likewise for stderr). So `stdout` followed by `stdout_tail` is
+/// the whole stream exactly when `stdout_dropped` is 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Output {
     /// How it ended.
     pub status: ExitStatus,
-    /// Standard output, at most the cap.
+    /// Standard output: all of it when it fitted in the cap, else its first bytes (a
+    /// third of the cap).
     pub stdout: Vec<u8>,
-    /// Standard error, at most the cap.
-    pub stderr: Vec<u8>,
-    /// Bytes of stdout read past the cap and dropped.
+    /// The last bytes of standard output (two thirds of the cap) when it did not fit;
+    /// empty when it did.
+    pub stdout_tail: Vec<u8>,
+    /// Bytes of standard output read and dropped between `stdout` and `stdout_tail`.
     pub stdout_dropped: u64,
-    /// Bytes of stderr read past the cap and dropped.
+    /// Standard error: all of it when it fitted in the cap, else its first bytes.
+    pub stderr: Vec<u8>,
+    /// The last bytes of standard error when it did not fit; empty when it did.
+    pub stderr_tail: Vec<u8>,
+    /// Bytes of standard error read and dropped between `stderr` and `stderr_tail`.
     pub stderr_dropped: u64,
 }
 
 impl Output {
-    /// Stdout as text (invalid UTF-8 replaced).
+    /// Stdout as text (invalid UTF-8 replaced): the whole stream, or its beginning, a
+    /// line `[... N bytes cut ...]` and its end.
     pub fn stdout_lossy(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
+        lossy(&self.stdout, self.stdout_dropped, &self.stdout_tail)
     }
 
-    /// Stderr as text (invalid UTF-8 replaced).
+    /// Stderr as text (invalid UTF-8 replaced), cut in the middle as
+    /// [`Output::stdout_lossy`] is.
     pub fn stderr_lossy(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
+        lossy(&self.stderr, self.stderr_dropped, &self.stderr_tail)
     }
+}
+
+fn lossy(head: &[u8], dropped: u64, tail: &[u8]) -> String {
+    let mut text = String::from_utf8_lossy(head).into_owned();
+    if dropped > 0 {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("[... {dropped} bytes cut ...]\n"));
+    }
+    text.push_str(&String::from_utf8_lossy(tail));
+    text
 }
 
 #[cfg(test)]
@@ -472,6 +584,58 @@ mod tests {
         assert!(s.contains("export A='x y'\n"));
         assert!(s.contains("cd ~/'my dir' || exit 126\n"));
         assert!(s.ends_with("echo hi\n"));
+    }
+
+    fn captured(cap: usize, chunks: &[&[u8]]) -> (Vec<u8>, Vec<u8>, u64) {
+        let mut c = Capture::new(cap);
+        for chunk in chunks {
+            c.push(chunk);
+        }
+        (c.head, c.tail.into(), c.dropped)
+    }
+
+    #[test]
+    fn capture_keeps_a_stream_that_fits_whole() {
+        assert_eq!(
+            captured(9, &[b"abc", b"defghi"]),
+            (b"abcdefghi".to_vec(), vec![], 0)
+        );
+        assert_eq!(captured(9, &[]), (vec![], vec![], 0));
+    }
+
+    #[test]
+    fn capture_keeps_head_and_tail_of_a_longer_stream() {
+        // cap 9: head 3, tail 6, whatever the chunking.
+        let stream = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let want = (b"012".to_vec(), b"uvwxyz".to_vec(), 27);
+        assert_eq!(captured(9, &[stream]), want);
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(captured(9, &bytes), want);
+        let fours: Vec<&[u8]> = stream.chunks(4).collect();
+        assert_eq!(captured(9, &fours), want);
+        assert_eq!(captured(9, &[b"0123456789", b"ab"]).0, b"012".to_vec());
+        assert_eq!(captured(9, &[b"0123456789", b"ab"]).1, b"6789ab".to_vec());
+        // One byte over: the byte after the head is the only one dropped.
+        assert_eq!(
+            captured(9, &[b"0123456789"]),
+            (b"012".to_vec(), b"456789".to_vec(), 1)
+        );
+        assert_eq!(captured(0, &[b"ab"]), (vec![], vec![], 2));
+    }
+
+    #[test]
+    fn lossy_text_marks_the_cut() {
+        let out = Output {
+            status: ExitStatus::Exited(0),
+            stdout: b"start".to_vec(),
+            stdout_tail: b"end\n".to_vec(),
+            stdout_dropped: 42,
+            stderr: b"whole\n".to_vec(),
+            stderr_tail: Vec::new(),
+            stderr_dropped: 0,
+        };
+        assert_eq!(out.stdout_lossy(), "start\n[... 42 bytes cut ...]\nend\n");
+        assert_eq!(out.stderr_lossy(), "whole\n");
     }
 
     #[test]

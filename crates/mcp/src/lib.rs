@@ -5,16 +5,19 @@
 //! official Rust SDK (`rmcp`). `cmux mcp <workspace>` is a thin call into
 //! [`serve_stdio`].
 //!
-//! Tools: `bash` {command, timeout_secs?, cwd?}, `read_file` {path, offset?, limit?},
-//! `write_file` {path, content}, `edit_file` {path, old_string, new_string,
-//! replace_all?}, `list_dir` {path?}, `glob` {pattern, path?}, `grep` {pattern, path?,
-//! glob?}, all backed by [`cmux_core::tools`], so they behave the same on every
-//! backend.
+//! Tools: every tool of [`cmux_core::tools::TOOLS`] (`bash`, `read_file`, `write_file`,
+//! `edit_file`, `list_dir`, `glob`, `grep`), listed and run from their one definition
+//! there, so they behave the same on every backend and a new tool needs no change
+//! here. Text results are text content; images `read_file` reads are image content
+//! (base64, with their mimeType).
 //!
 //! - Tool failures (a non-zero exit, a missing file, a non-matching edit, bad
 //!   arguments) are results with `isError: true` and a message the model can act on;
-//!   only an unknown tool name or a malformed message is a JSON-RPC error (`-32602`,
-//!   `-32601`, `-32600`, and `-32700` for a line that is not JSON).
+//!   only an unknown tool name or a malformed message is a JSON-RPC error: `-32602`
+//!   for an unknown tool or params that do not fit the method (e.g. `arguments` that
+//!   are not an object), `-32601` for an unknown method, `-32600` for a message that
+//!   is not a request, and `-32700` for a line that is not JSON or not UTF-8. Every
+//!   request gets an answer: a client never waits forever.
 //! - Every `tools/call` runs in its own task: calls in flight proceed concurrently.
 //! - `notifications/cancelled` for a running `bash` call kills the command's whole
 //!   process group on the host.
@@ -36,7 +39,6 @@
 
 #![deny(missing_docs)]
 
-mod args;
 mod screen;
 mod server;
 mod stdio;

@@ -4,14 +4,19 @@
 //! peers). JSON-RPC 2.0 asks for a `-32700` parse error, and a client or a human
 //! typing at `cmux mcp` learns more from an answer than from silence, so the input is
 //! screened here: lines that parse as JSON go on to rmcp, other lines get a parse
-//! error with a null id. A request larger than rmcp accepts (16 MiB), which rmcp would
+//! error with a null id. A line that is not valid UTF-8 (which rmcp would also drop,
+//! leaving the client waiting for ever) gets a parse error too, with the request's id
+//! when one can still be read, so the client can match it to its request. A request
+//! that is JSON but not a message rmcp can take (`params` that are a string, a
+//! `method` that is a number) is answered here with its id: rmcp would answer
+//! without one, and the client would still wait for its answer. A request larger than rmcp accepts (16 MiB), which rmcp would
 //! drop without a word, gets an error naming the limit. Responses from rmcp and these errors are merged line by line
 //! into the one output stream, so they never interleave.
 //!
 //! Cost: one extra copy of each message through an in-memory pipe and one JSON scan
 //! of each incoming line; nothing next to a tool call.
 
-use serde::de::IgnoredAny;
+use rmcp::model::ClientJsonRpcMessage;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::mpsc;
 
@@ -69,6 +74,11 @@ async fn screen_input<R: AsyncRead + Unpin>(
         if body.is_empty() {
             continue;
         }
+        if let Err(e) = std::str::from_utf8(body) {
+            tracing::debug!(error = %e, "MCP input line is not UTF-8");
+            let _ = errors.send(not_utf8(body, &e));
+            continue;
+        }
         if body.len() > MAX_MESSAGE_BYTES {
             // rmcp would drop it without an answer and the client would wait forever.
             match serde_json::from_slice::<Envelope>(body) {
@@ -82,10 +92,25 @@ async fn screen_input<R: AsyncRead + Unpin>(
             }
             continue;
         }
-        if let Err(e) = serde_json::from_slice::<IgnoredAny>(body) {
-            tracing::debug!(error = %e, "unparsable MCP input line");
-            let _ = errors.send(parse_error(&e));
-            continue;
+        match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
+            Ok(_) => {}
+            Err(e) if e.is_syntax() || e.is_eof() => {
+                tracing::debug!(error = %e, "unparsable MCP input line");
+                let _ = errors.send(parse_error(&e));
+                continue;
+            }
+            Err(e) => match serde_json::from_slice::<Envelope>(body) {
+                Ok(Envelope {
+                    id: Some(id),
+                    method,
+                }) if !id.is_null() => {
+                    tracing::debug!(error = %e, "malformed MCP request");
+                    let _ = errors.send(malformed(id, method, &e));
+                    continue;
+                }
+                // A malformed notification: rmcp ignores or answers it as it sees fit.
+                _ => {}
+            },
         }
         if to_rmcp.write_all(body).await.is_err() || to_rmcp.write_all(b"\n").await.is_err() {
             break;
@@ -97,11 +122,40 @@ async fn screen_input<R: AsyncRead + Unpin>(
 /// The largest message rmcp accepts.
 const MAX_MESSAGE_BYTES: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
 
-/// Just the id of a message (the rest is skipped).
+/// Just the id and method of a message (the rest is skipped).
 #[derive(serde::Deserialize)]
 struct Envelope {
     #[serde(default)]
     id: Option<serde_json::Value>,
+    #[serde(default)]
+    method: Option<serde_json::Value>,
+}
+
+/// The answer to a request that is JSON but not a valid message: invalid params
+/// (-32602) for a method this server has, else invalid request (-32600).
+fn malformed(
+    id: serde_json::Value,
+    method: Option<serde_json::Value>,
+    e: &serde_json::Error,
+) -> Vec<u8> {
+    let (code, message) = match method.as_ref().and_then(|m| m.as_str()) {
+        Some(method) if crate::server::KNOWN_METHODS.contains(&method) => (
+            -32602,
+            format!("invalid params for {method}: {e}: see the MCP specification"),
+        ),
+        _ => (
+            -32600,
+            format!(
+                "invalid request: {e}: send {{\"jsonrpc\": \"2.0\", \"id\": <id>, \
+                 \"method\": <string>, \"params\": {{...}}}}"
+            ),
+        ),
+    };
+    line(serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": code, "message": message},
+    }))
 }
 
 fn too_large(id: serde_json::Value, bytes: usize) -> Vec<u8> {
@@ -123,6 +177,27 @@ fn line(msg: serde_json::Value) -> Vec<u8> {
     let mut bytes = msg.to_string().into_bytes();
     bytes.push(b'\n');
     bytes
+}
+
+/// A parse error for a line that is not UTF-8, carrying the request's id when the
+/// rest of the line still reads as JSON (the bad bytes are usually inside a string).
+fn not_utf8(body: &[u8], e: &std::str::Utf8Error) -> Vec<u8> {
+    let id = serde_json::from_str::<Envelope>(&String::from_utf8_lossy(body))
+        .ok()
+        .and_then(|envelope| envelope.id)
+        .unwrap_or(serde_json::Value::Null);
+    line(serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": -32700,
+            "message": format!(
+                "Parse error: the message is not valid UTF-8 (bad byte at offset {}): send \
+                 JSON-RPC messages as UTF-8 text, with other bytes escaped or base64-encoded",
+                e.valid_up_to()
+            ),
+        }
+    }))
 }
 
 fn parse_error(e: &serde_json::Error) -> Vec<u8> {

@@ -1,28 +1,24 @@
 //! [`WorkspaceServer`]: the MCP server handler that lists the workspace tools and runs
 //! each `tools/call` through the core agent tools.
+//!
+//! Everything about a tool (name, description, schema, handler, rendering, whether a
+//! call may be repeated) comes from its one definition in [`cmux_core::tools::TOOLS`];
+//! this file only maps it to MCP.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cmux_core::tools::{self, ToolContext, ToolOutput};
-use cmux_core::{Error as CoreError, ExitStatus};
+use cmux_core::tools::{self, AnyTool, Content, Effect, ToolContext, ToolOutput};
+use cmux_core::Error as CoreError;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    CallToolRequestMethod, CallToolRequestParams, CallToolResponse, CallToolResult, ConstString,
+    ContentBlock, CustomRequest, CustomResult, ErrorCode, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use schemars::generate::SchemaSettings;
-use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-use crate::args::{
-    BashArgs, EditFileArgs, GlobArgs, GrepArgs, ListDirArgs, ReadFileArgs, WriteFileArgs,
-};
 
 /// Serves one workspace's agent tools over MCP. Cheap to clone (the context is shared);
 /// every `tools/call` runs in its own task, so calls proceed concurrently.
@@ -56,63 +52,26 @@ impl WorkspaceServer {
 
     /// Runs one tool call. Tool failures (a failed command, a missing file, a
     /// non-matching edit, bad arguments) are results with `isError: true`; only an
-    /// unknown tool name is a protocol error. Cancelling `cancel` kills a running
-    /// `bash` command on the host.
+    /// unknown tool name is a protocol error. Cancelling `cancel` stops the call (a
+    /// running command is killed on the host).
+    ///
+    /// A call of a tool that is safe to repeat ([`Effect::is_repeatable`]) that fails
+    /// because the connection dropped is run once more after the runtime reconnects,
+    /// so a host that came back is used without the model noticing.
     pub async fn call(
         &self,
         name: &str,
         arguments: serde_json::Value,
         cancel: CancellationToken,
     ) -> Result<CallToolResult, ErrorData> {
-        let started = Instant::now();
-        let result = match name {
-            "bash" => self.bash(arguments, cancel).await,
-            "read_file" => {
-                self.idempotent(name, arguments, |c, a: ReadFileArgs| async move {
-                    tools::read_file(&c, a.into())
-                        .await
-                        .map(ToolOutput::ReadFile)
-                })
-                .await
-            }
-            "write_file" => {
-                // Writing the same content twice is harmless: retried after a drop.
-                self.idempotent(name, arguments, |c, a: WriteFileArgs| async move {
-                    tools::write_file(&c, a.into())
-                        .await
-                        .map(ToolOutput::WriteFile)
-                })
-                .await
-            }
-            "edit_file" => self.edit_file(arguments).await,
-            "list_dir" => {
-                self.idempotent(name, arguments, |c, a: ListDirArgs| async move {
-                    tools::list_dir(&c, a.into()).await.map(ToolOutput::ListDir)
-                })
-                .await
-            }
-            "glob" => {
-                self.idempotent(name, arguments, |c, a: GlobArgs| async move {
-                    tools::glob(&c, a.into()).await.map(ToolOutput::Glob)
-                })
-                .await
-            }
-            "grep" => {
-                self.idempotent(name, arguments, |c, a: GrepArgs| async move {
-                    tools::grep(&c, a.into()).await.map(ToolOutput::Grep)
-                })
-                .await
-            }
-            other => {
-                return Err(ErrorData::invalid_params(
-                    format!(
-                        "unknown tool {other:?}: this server has {}",
-                        tools::TOOL_NAMES.join(", ")
-                    ),
-                    None,
-                ))
-            }
+        let Some(tool) = tools::find(name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {name:?}: this server has {}", tools::names()),
+                None,
+            ));
         };
+        let started = Instant::now();
+        let result = self.run(tool, arguments, cancel).await;
         tracing::debug!(
             tool = name,
             is_error = result.is_error.unwrap_or(false),
@@ -122,93 +81,44 @@ impl WorkspaceServer {
         Ok(result)
     }
 
-    async fn bash(
+    async fn run(
         &self,
+        tool: &'static dyn AnyTool,
         arguments: serde_json::Value,
         cancel: CancellationToken,
     ) -> CallToolResult {
-        let args: BashArgs = match parse("bash", arguments) {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        // Not retried after a dropped connection: the command may already have run.
-        match tools::bash_cancellable(&self.ctx, args.into(), cancel).await {
-            Ok(out) => {
-                let failed = out.status != ExitStatus::Exited(0);
-                let text = out.to_text();
-                if failed {
-                    CallToolResult::error(vec![ContentBlock::text(text)])
-                } else {
-                    CallToolResult::success(vec![ContentBlock::text(text)])
+        let effect = tool.effect();
+        let retry = effect.is_repeatable().then(|| arguments.clone());
+        let mut outcome = tool.call(&self.ctx, arguments, cancel.clone()).await;
+        if let (Err(e), Some(arguments)) = (&outcome, retry) {
+            if e.is_connection() && !cancel.is_cancelled() {
+                tracing::info!(
+                    tool = tool.name(),
+                    host = self.ctx.host(),
+                    "connection lost; reconnecting once"
+                );
+                if self.ctx.runtime.ensure_ready().await.is_ok() {
+                    outcome = tool.call(&self.ctx, arguments, cancel).await;
                 }
-            }
-            Err(e) => self.failure(
-                &e,
-                "the command may or may not have run: check before repeating it",
-            ),
-        }
-    }
-
-    async fn edit_file(&self, arguments: serde_json::Value) -> CallToolResult {
-        let args: EditFileArgs = match parse("edit_file", arguments) {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        // Not retried after a dropped connection: a second attempt could apply the
-        // edit twice (replace_all) or report a confusing mismatch.
-        match tools::edit_file(&self.ctx, args.into()).await {
-            Ok(out) => CallToolResult::success(vec![ContentBlock::text(
-                ToolOutput::EditFile(out).to_text(),
-            )]),
-            Err(e) => self.failure(
-                &e,
-                "the edit may or may not have been applied: read the file before retrying",
-            ),
-        }
-    }
-
-    /// Runs a tool that is safe to repeat; a dropped connection is retried once after
-    /// the runtime reconnects, so a host that came back is used without the model
-    /// noticing.
-    async fn idempotent<A, F, Fut>(
-        &self,
-        tool: &str,
-        arguments: serde_json::Value,
-        op: F,
-    ) -> CallToolResult
-    where
-        A: DeserializeOwned + Clone,
-        F: Fn(ToolContext, A) -> Fut,
-        Fut: Future<Output = cmux_core::Result<ToolOutput>>,
-    {
-        let args: A = match parse(tool, arguments) {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        let mut outcome = op(self.ctx.clone(), args.clone()).await;
-        if matches!(&outcome, Err(e) if e.is_connection()) {
-            tracing::info!(
-                tool,
-                host = self.ctx.host(),
-                "connection lost; reconnecting once"
-            );
-            if self.ctx.runtime.ensure_ready().await.is_ok() {
-                outcome = op(self.ctx.clone(), args).await;
             }
         }
         match outcome {
-            Ok(out) => CallToolResult::success(vec![ContentBlock::text(out.to_text())]),
-            Err(e) => self.failure(&e, "retry once the host is reachable again"),
+            Ok(out) => to_result(&out),
+            Err(e) => self.failure(&e, effect),
         }
     }
 
     /// A tool failure as a result the model can act on.
-    fn failure(&self, err: &CoreError, on_connection: &str) -> CallToolResult {
+    fn failure(&self, err: &CoreError, effect: Effect) -> CallToolResult {
         let mut text = err.to_string();
         match err {
             CoreError::Connection { .. } => {
+                let next = match effect {
+                    Effect::NotIdempotent { if_interrupted } => if_interrupted,
+                    _ => "retry once the host is reachable again",
+                };
                 text.push_str(&format!(
-                    "\n(the connection to {} was lost; cmux reconnects on the next call; {on_connection})",
+                    "\n(the connection to {} was lost; cmux reconnects on the next call; {next})",
                     self.ctx.host()
                 ));
             }
@@ -222,16 +132,26 @@ impl WorkspaceServer {
     }
 }
 
-/// Parses `tools/call` arguments, or says what is wrong as an error result.
-fn parse<A: DeserializeOwned>(
-    tool: &str,
-    arguments: serde_json::Value,
-) -> Result<A, CallToolResult> {
-    serde_json::from_value(arguments).map_err(|e| {
-        CallToolResult::error(vec![ContentBlock::text(format!(
-            "invalid arguments for {tool}: {e}; see the tool's input schema for the argument names and types"
-        ))])
-    })
+/// A tool's result as MCP content: text blocks, and images as base64 image blocks.
+fn to_result(out: &ToolOutput) -> CallToolResult {
+    let blocks = out
+        .content()
+        .into_iter()
+        .map(|content| match content {
+            Content::Image { mime_type, data } => {
+                ContentBlock::image(Content::base64(&data), mime_type)
+            }
+            Content::Text(text) => ContentBlock::text(text),
+            // A kind of content this server does not know yet: its text is always
+            // there.
+            _ => ContentBlock::text(out.to_text()),
+        })
+        .collect();
+    if out.is_error() {
+        CallToolResult::error(blocks)
+    } else {
+        CallToolResult::success(blocks)
+    }
 }
 
 impl ServerHandler for WorkspaceServer {
@@ -265,6 +185,23 @@ impl ServerHandler for WorkspaceServer {
         self.tools.iter().find(|t| t.name == name).cloned()
     }
 
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if KNOWN_METHODS.contains(&request.method.as_str()) {
+            Err(malformed_request(&request))
+        } else {
+            // What rmcp answers by default.
+            Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                request.method,
+                None,
+            ))
+        }
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -278,138 +215,79 @@ impl ServerHandler for WorkspaceServer {
     }
 }
 
-/// Tool definitions: names, descriptions a model can follow, input schemas.
+/// The MCP form of every tool in [`tools::TOOLS`]: name, description, input schema and
+/// annotations derived from its [`Effect`].
 fn tool_list() -> Vec<Tool> {
-    let read_only = || ToolAnnotations::new().read_only(true).open_world(false);
-    let writes = |destructive: bool| {
-        ToolAnnotations::new()
-            .read_only(false)
-            .destructive(destructive)
-            .open_world(false)
-    };
-    vec![
-        tool::<BashArgs>(
-            "bash",
-            "Run a shell command (bash -c) in the workspace and return its stdout, stderr and \
-             exit code. The command runs non-interactively with a timeout (default 120 s) \
-             that kills it and its background processes. A non-zero exit is reported as an \
-             error result with the exit code. Use it for builds, tests, git and anything the \
-             file tools do not cover.",
-            writes(true),
-        ),
-        tool::<ReadFileArgs>(
-            "read_file",
-            "Read a text file of the workspace as numbered lines (like cat -n). Long files \
-             are shown 2000 lines at a time: pass offset (1-based line) and limit to read \
-             further. Binary files are refused.",
-            read_only(),
-        ),
-        tool::<WriteFileArgs>(
-            "write_file",
-            "Create or completely replace a file with the given content (atomically; an \
-             existing file keeps its permissions). Creates missing parent directories. To \
-             change part of an existing file, prefer edit_file.",
-            writes(true).idempotent(true),
-        ),
-        tool::<EditFileArgs>(
-            "edit_file",
-            "Replace an exact piece of text in a file. old_string must match the file \
-             exactly (whitespace included) and occur once, unless replace_all is true; if \
-             it does not match, read the file again and retry with the exact text.",
-            writes(true),
-        ),
-        tool::<ListDirArgs>(
-            "list_dir",
-            "List one directory of the workspace (default: the workspace root) with each \
-             entry's kind (file, dir, symlink) and size.",
-            read_only(),
-        ),
-        tool::<GlobArgs>(
-            "glob",
-            "Find files whose paths match a glob pattern (e.g. **/*.rs), searching the \
-             workspace or the given directory. Returns matching paths.",
-            read_only(),
-        ),
-        tool::<GrepArgs>(
-            "grep",
-            "Search file contents for a regular expression, in the workspace or the given \
-             file or directory (recursively; .git, binary and very large files skipped), \
-             optionally only in files matching a glob. Returns path:line:text for each \
-             matching line.",
-            read_only(),
-        ),
-    ]
+    tools::TOOLS
+        .iter()
+        .map(|tool| {
+            Tool::new(
+                tool.name(),
+                tool.description(),
+                Arc::new(tool.input_schema()),
+            )
+            .with_annotations(annotations(tool.effect()))
+        })
+        .collect()
 }
 
-fn tool<A: JsonSchema>(
-    name: &'static str,
-    description: &'static str,
-    annotations: ToolAnnotations,
-) -> Tool {
-    Tool::new(name, description, input_schema::<A>()).with_annotations(annotations)
-}
-
-/// The JSON schema of `A`'s arguments, tidied for models: optional arguments are
-/// plain types (not `[T, "null"]` unions some clients reject) without `default: null`,
-/// no Rust-specific `format`s (`uint`, `double`), descriptions on one line per
-/// paragraph.
-fn input_schema<A: JsonSchema>() -> Arc<JsonObject> {
-    let schema = SchemaSettings::draft2020_12()
-        .into_generator()
-        .into_root_schema_for::<A>();
-    let mut object = match schema.to_value() {
-        serde_json::Value::Object(object) => object,
-        // Derived schemas of structs are objects; an empty object schema accepts any
-        // arguments, which the parse then checks.
-        _ => JsonObject::new(),
-    };
-    object.insert("type".into(), "object".into());
-    object.remove("title");
-    object.remove("description");
-    if let Some(serde_json::Value::Object(props)) = object.get_mut("properties") {
-        for prop in props.values_mut() {
-            if let serde_json::Value::Object(prop) = prop {
-                tidy_property(prop);
-            }
-        }
-    }
-    Arc::new(object)
-}
-
-fn tidy_property(prop: &mut JsonObject) {
-    if let Some(serde_json::Value::Array(types)) = prop.get("type") {
-        let mut non_null = types.iter().filter(|t| t.as_str() != Some("null"));
-        if let (Some(only), None) = (non_null.next(), non_null.next()) {
-            let only = only.clone();
-            prop.insert("type".into(), only);
-        }
-    }
-    if prop.get("default") == Some(&serde_json::Value::Null) {
-        prop.remove("default");
-    }
-    prop.remove("format");
-    if let Some(serde_json::Value::String(text)) = prop.get_mut("description") {
-        *text = unwrap_lines(text);
+fn annotations(effect: Effect) -> ToolAnnotations {
+    let base = ToolAnnotations::new().open_world(false);
+    match effect {
+        Effect::ReadOnly => base.read_only(true),
+        Effect::Idempotent => base.read_only(false).destructive(true).idempotent(true),
+        _ => base.read_only(false).destructive(true),
     }
 }
 
-/// Joins the lines of each paragraph of a doc comment with spaces.
-fn unwrap_lines(text: &str) -> String {
-    text.split("\n\n")
-        .map(|para| para.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join("\n\n")
+/// The answer to a request rmcp could not parse as the MCP method it names (rmcp
+/// passes such a request on as a custom one): invalid params (-32602) saying what is
+/// wrong, rather than "method not found".
+fn malformed_request(request: &CustomRequest) -> ErrorData {
+    let method = request.method.as_str();
+    if method == CallToolRequestMethod::VALUE {
+        let problem = match request.params_as::<CallToolRequestParams>() {
+            Err(e) => e.to_string(),
+            Ok(None) => "params are missing".to_owned(),
+            Ok(Some(_)) => "params are not valid".to_owned(),
+        };
+        return ErrorData::invalid_params(
+            format!(
+                "invalid tools/call params: {problem}: send {{\"name\": <tool>, \"arguments\": \
+                 {{...}}}} where arguments is a JSON object of the tool's input fields, e.g. \
+                 {{\"name\": \"bash\", \"arguments\": {{\"command\": \"echo hi\"}}}}"
+            ),
+            None,
+        );
+    }
+    ErrorData::invalid_params(
+        format!("invalid params for {method:?}: see the MCP specification for its parameters"),
+        None,
+    )
 }
+
+/// MCP methods this server answers when their params are valid: a request naming one
+/// with params rmcp cannot parse is answered with -32602.
+pub(crate) const KNOWN_METHODS: &[&str] = &["initialize", "ping", "tools/list", "tools/call"];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The generated `tools/list`: names, descriptions, schemas and annotations, as
+    /// agents see them. Any change shows up here for review.
+    #[test]
+    fn tools_list_snapshot() {
+        let tools = serde_json::to_value(tool_list()).expect("tools serialize");
+        insta::assert_json_snapshot!("tools_list", tools);
+    }
+
     #[test]
     fn every_tool_has_an_object_schema_with_described_arguments() {
         let tools = tool_list();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-        assert_eq!(names, tools::TOOL_NAMES);
+        let registered: Vec<&str> = tools::TOOLS.iter().map(|t| t.name()).collect();
+        assert_eq!(names, registered);
         for tool in &tools {
             let schema = serde_json::Value::Object(tool.input_schema.as_ref().clone());
             assert_eq!(schema["type"], "object", "{schema}");
@@ -422,9 +300,13 @@ mod tests {
                 );
             }
             assert!(!schema.to_string().contains("null"), "{schema}");
-            if std::env::var_os("CMUX_PRINT_SCHEMAS").is_some() {
-                println!("{}: {schema:#}", tool.name);
-            }
+            assert!(!schema.to_string().contains("$ref"), "{schema}");
+            let description = tool.description.as_deref().unwrap_or_default();
+            assert!(
+                description.contains("workspace"),
+                "{} must say where relative paths resolve: {description}",
+                tool.name
+            );
         }
     }
 }

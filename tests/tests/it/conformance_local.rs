@@ -97,6 +97,7 @@ cases!(
     read_file_on_dir,
     tool_bash,
     tool_read_file,
+    tool_read_image,
     tool_write_file,
     tool_edit_file,
     tool_list_dir,

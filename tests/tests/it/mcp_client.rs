@@ -151,6 +151,8 @@ pub struct ToolResult {
     pub text: String,
     /// `isError`.
     pub is_error: bool,
+    /// Every content block, as sent (text, image...).
+    pub content: Vec<Value>,
 }
 
 impl ToolResult {
@@ -159,9 +161,11 @@ impl ToolResult {
         let result = resp
             .get("result")
             .unwrap_or_else(|| panic!("tools/call answered with an error: {resp}"));
-        let text = result["content"]
+        let content = result["content"]
             .as_array()
             .unwrap_or_else(|| panic!("result without content: {resp}"))
+            .clone();
+        let text = content
             .iter()
             .filter_map(|c| c["text"].as_str())
             .collect::<Vec<_>>()
@@ -169,6 +173,7 @@ impl ToolResult {
         ToolResult {
             text,
             is_error: result["isError"].as_bool().unwrap_or(false),
+            content,
         }
     }
 

@@ -539,3 +539,68 @@ async fn timeout_kills_the_command() {
     let elapsed = exercise_timeout(&s.client).await;
     eprintln!("mcp local: sleep 30 with timeout_secs=1 returned after {elapsed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_file_returns_images_as_image_content() {
+    use cmux_core::testkit::PNG_1X1;
+    let s = Local::start().await;
+    // A screenshot without an extension: told by its content.
+    std::fs::write(s.ws.join("screenshot"), PNG_1X1).expect("write png");
+    let result = s
+        .client
+        .call("read_file", json!({"path": "screenshot"}))
+        .await;
+    assert!(!result.is_error, "{result:?}");
+    let image = &result.content[0];
+    assert_eq!(image["type"], "image", "{image}");
+    assert_eq!(image["mimeType"], "image/png", "{image}");
+    assert_eq!(
+        image["data"],
+        cmux_core::tools::Content::base64(PNG_1X1),
+        "the file's bytes, base64"
+    );
+    assert!(result.text.contains("image/png"), "{}", result.text);
+    // Over the image cap: an error result saying why and what to do.
+    let mut big = PNG_1X1.to_vec();
+    big.resize(cmux_core::tools::READ_MAX_IMAGE_BYTES as usize + 1, 0);
+    std::fs::write(s.ws.join("big.png"), big).expect("write big png");
+    let text = s
+        .client
+        .call("read_file", json!({"path": "big.png"}))
+        .await
+        .err();
+    assert!(text.contains("image limit"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_bash_output_keeps_the_error_at_the_end() {
+    let s = Local::start().await;
+    let text = s
+        .client
+        .call(
+            "bash",
+            json!({"command": "for i in $(seq 1 3000); do echo \"   Compiling crate-$i v0.1.0\"; done; \
+                   echo 'error[E0425]: cannot find value `x` in this scope' >&2; \
+                   for i in $(seq 1 3000); do echo \"   Compiling late-$i v0.1.0\"; done; \
+                   echo 'error: could not compile `app`'; exit 101"}),
+        )
+        .await
+        .err();
+    assert!(
+        text.starts_with("   Compiling crate-1 v0.1.0\n"),
+        "the head stays"
+    );
+    assert!(
+        text.contains("bytes of stdout cut here"),
+        "the cut is marked: {}",
+        &text[..200]
+    );
+    assert!(
+        text.ends_with(
+            "   Compiling late-3000 v0.1.0\nerror: could not compile `app`\n[stderr]\n\
+             error[E0425]: cannot find value `x` in this scope\n[exit code 101]"
+        ),
+        "the end of stdout, and stderr, stay: {}",
+        &text[text.len().saturating_sub(400)..]
+    );
+}

@@ -82,8 +82,14 @@ impl Server {
     }
 
     fn send_line(&mut self, line: &str) {
+        self.send_bytes(line.as_bytes());
+    }
+
+    /// Writes one line of raw bytes (which need not be UTF-8).
+    fn send_bytes(&mut self, line: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}").expect("write to cmux mcp");
+        stdin.write_all(line).expect("write to cmux mcp");
+        stdin.write_all(b"\n").expect("write to cmux mcp");
         stdin.flush().expect("flush to cmux mcp");
     }
 
@@ -427,6 +433,67 @@ fn mcp_serves_an_ssh_workspace_over_stdio() {
     let text = s.err("bash", json!({"command": "sleep 30", "timeout_secs": 1}));
     assert!(text.contains("timed out"), "{text}");
 
+    let (code, stderr) = s.close();
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+}
+
+/// Every request line gets an answer, whatever is wrong with it: a client never waits
+/// forever (issue 11 item 19).
+#[test]
+fn mcp_answers_malformed_requests_over_stdio() {
+    let env = Env::new();
+    env.ok(&["new", "feat"]);
+    let mut s = Server::start(&env, "feat");
+
+    // A request with bytes that are not UTF-8 inside a string: a parse error that
+    // still carries the request's id, so the client can match it.
+    s.send_bytes(
+        b"{\"jsonrpc\":\"2.0\",\"id\":901,\"method\":\"tools/call\",\"params\":\
+          {\"name\":\"bash\",\"arguments\":{\"command\":\"echo \xff\xfe\"}}}",
+    );
+    let msg = s.response(901);
+    assert_eq!(msg["error"]["code"], -32700, "{msg}");
+    assert!(
+        msg["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("UTF-8")),
+        "{msg}"
+    );
+    // A line that is neither UTF-8 nor JSON: a parse error with a null id.
+    s.send_bytes(b"\xc3\x28 \xff not even text");
+    let msg = s.next();
+    assert_eq!(msg["error"]["code"], -32700, "{msg}");
+    assert!(msg["id"].is_null(), "{msg}");
+
+    // `arguments` that are not an object: invalid params, not "method not found".
+    let id = s.request(
+        "tools/call",
+        json!({"name": "bash", "arguments": "echo hi"}),
+    );
+    let msg = s.response(id);
+    assert_eq!(msg["error"]["code"], -32602, "{msg}");
+    let message = msg["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("arguments") && message.contains("object"),
+        "says what is wrong: {msg}"
+    );
+    // Params that are not an object at all, on a method the server has.
+    let id = s.request("tools/call", json!("bash"));
+    let msg = s.response(id);
+    assert_eq!(msg["error"]["code"], -32602, "{msg}");
+    // A request that is not a valid message: invalid request, with its id.
+    s.send_line(r#"{"jsonrpc":"2.0","id":902,"method":42}"#);
+    let msg = s.response(902);
+    assert_eq!(msg["error"]["code"], -32600, "{msg}");
+    // An unknown method is still -32601.
+    let id = s.request("no/such/method", json!({}));
+    let msg = s.response(id);
+    assert_eq!(msg["error"]["code"], -32601, "{msg}");
+
+    // Still serving.
+    assert!(s
+        .ok("bash", json!({"command": "echo still here"}))
+        .contains("still here"));
     let (code, stderr) = s.close();
     assert_eq!(code, Some(0), "stderr: {stderr}");
 }

@@ -274,29 +274,51 @@ pub(super) async fn large_stdout_streams(h: Harness) -> Outcome {
     let total = reader.await.expect("reader");
     assert_eq!(status, ExitStatus::Exited(0), "20 MB writer status");
     assert_eq!(total, BIG, "bytes of stdout streamed");
-    // Process::output with a small cap keeps draining both streams.
+    // Process::output with a small cap keeps draining both streams, and keeps the
+    // beginning (a third of the cap) and the end (two thirds) of each.
+    const CAP: usize = 3 << 20;
     let out = h
         .runtime
         .output(
             ExecRequest::script(format!(
-                "yes abcdefghi | head -c {BIG}; yes xyz | head -c {BIG} >&2"
+                "printf START; yes abcdefghi | head -c {BIG}; printf END; \
+                 {{ printf start; yes xyz | head -c {BIG}; printf end; }} >&2"
             ))
             .timeout(HELPER_TIMEOUT),
-            1 << 20,
+            CAP,
         )
         .await
         .expect("output with a cap");
     assert_eq!(out.status, ExitStatus::Exited(0), "capped output status");
-    assert_eq!(out.stdout.len(), 1 << 20, "stdout kept up to the cap");
     assert_eq!(
-        out.stdout_dropped,
-        BIG - (1 << 20),
-        "stdout bytes dropped past the cap"
+        out.stdout.len(),
+        CAP / 3,
+        "stdout: the head is a third of the cap"
     );
     assert_eq!(
+        out.stdout_tail.len(),
+        CAP - CAP / 3,
+        "stdout: the tail is the rest"
+    );
+    assert!(
+        out.stdout.starts_with(b"STARTabcdefghi\n"),
+        "stdout keeps its start"
+    );
+    assert!(out.stdout_tail.ends_with(b"END"), "stdout keeps its end");
+    assert_eq!(
+        out.stdout_dropped,
+        BIG + 8 - CAP as u64,
+        "stdout bytes dropped between head and tail"
+    );
+    assert!(
+        out.stderr.starts_with(b"startxyz\n"),
+        "stderr keeps its start"
+    );
+    assert!(out.stderr_tail.ends_with(b"end"), "stderr keeps its end");
+    assert_eq!(
         out.stderr_dropped,
-        BIG - (1 << 20),
-        "stderr bytes dropped past the cap"
+        BIG + 8 - CAP as u64,
+        "stderr bytes dropped between head and tail"
     );
     Outcome::Passed
 }

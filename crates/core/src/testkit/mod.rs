@@ -316,7 +316,7 @@ suite! {
     exec_cases::env_and_cwd => "env values with quotes, spaces, newlines and $() arrive intact; cwd is applied",
     exec_cases::non_interactive_env => "commands see GIT_TERMINAL_PROMPT=0 and GIT_EDITOR=true",
     exec_cases::argv_literal => "argv words reach the program literally",
-    exec_cases::large_stdout_streams => "20 MB of stdout (and of stderr) stream without deadlock",
+    exec_cases::large_stdout_streams => "20 MB of stdout (and of stderr) stream without deadlock; output() keeps both ends",
     exec_cases::timeout_kills_group => "a timeout reports TimedOut and kills background children",
     exec_cases::cancel_kills_group => "a cancel reports Cancelled and kills background children",
     exec_cases::signal_reported => "death by signal is reported as Signaled(n)",
@@ -334,8 +334,9 @@ suite! {
     file_cases::resolve_path => "resolve_path expands ~, ~/x and relative paths against the home",
     file_cases::open_read_streams => "open_read streams a file's exact bytes",
     file_cases::read_file_on_dir => "read_file of a directory is an error naming the path",
-    tool_cases::tool_bash => "bash tool: output, exit status, stderr, cwd, timeout, cap, cancel",
+    tool_cases::tool_bash => "bash tool: output, exit status, stderr, cwd, timeout, head and tail of long output, cancel",
     tool_cases::tool_read_file => "read_file tool: numbering, offset/limit, long lines, empty, binary, big, dir",
+    tool_cases::tool_read_image => "read_file tool: PNG, JPEG, GIF and WebP told by content come back as images; size cap",
     tool_cases::tool_write_file => "write_file tool: creates parents, relative to the workspace",
     tool_cases::tool_edit_file => "edit_file tool: unique/absent/not unique/replace_all/CRLF/refusals",
     tool_cases::tool_list_dir => "list_dir tool: kinds, sizes, sorting, errors",
@@ -344,6 +345,9 @@ suite! {
     tool_cases::tool_gitignore => "glob and grep skip files git ignores inside a work tree",
     tool_cases::tool_call_json => "tools called by name with JSON input (as over MCP), JSON output",
 }
+
+/// The smallest valid PNG (one transparent pixel): test data for image reads.
+pub const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\0\x01\0\0\x05\0\x01\r\n-\xb4\0\0\0\0IEND\xaeB`\x82";
 
 /// The case called `name`, if there is one.
 pub fn case(name: &str) -> Option<Case> {

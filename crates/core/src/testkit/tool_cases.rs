@@ -2,7 +2,8 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::util::{q, read, sh, write};
+use super::util::{q, read, sh, wait_gone, write};
+use super::PNG_1X1;
 use super::{Harness, Outcome};
 use crate::error::Error;
 use crate::exec::ExitStatus;
@@ -65,21 +66,87 @@ pub(super) async fn tool_bash(h: Harness) -> Outcome {
     input.cwd = Some("missing".into());
     let (_, text) = err_text("bash with a missing cwd", tools::bash(&ctx, input).await);
     assert!(text.contains("missing"), "error names the cwd: {text}");
-    // Output cap: 100,000 characters → 30,000 shown and a note.
-    let out = tools::bash(&ctx, bash_input("yes x | tr -d '\\n' | head -c 100000"))
-        .await
-        .expect("bash");
-    assert_eq!(
-        out.stdout.chars().count(),
-        30_000,
-        "stdout cut to 30,000 chars"
-    );
+    // Output cap: 100,000 characters → the first 10,000 and the last 20,000 shown,
+    // with a note of the 70,000 bytes cut between them.
+    let out = tools::bash(
+        &ctx,
+        bash_input("{ printf B; yes x | tr -d '\\n' | head -c 99998; printf E; }"),
+    )
+    .await
+    .expect("bash");
+    assert_eq!(out.stdout.chars().count(), 10_000, "head of stdout");
+    assert_eq!(out.stdout_tail.chars().count(), 20_000, "tail of stdout");
+    assert!(out.stdout.starts_with('B') && out.stdout_tail.ends_with('E'));
     assert_eq!(out.stdout_cut_bytes, 70_000, "bytes cut");
     assert!(
         out.to_text()
-            .contains("[... 70000 more bytes of stdout cut]"),
+            .contains("[... 70000 bytes of stdout cut here;"),
         "cut note missing"
     );
+    // A build log: thousands of lines, then the error at the end, on both streams and
+    // past what the capture keeps in memory. The end (the error) and the start stay.
+    let log = "for i in $(seq 1 3000); do echo \"   Compiling crate-$i v0.1.0 (/src/crate-$i)\"; \
+               done; echo 'error[E0425]: cannot find value `x` in this scope'";
+    let out = tools::bash(
+        &ctx,
+        bash_input(&format!("{{ {log}; }}; {{ {log}; }} >&2; exit 101")),
+    )
+    .await
+    .expect("bash with a long build log");
+    assert_eq!(out.status, ExitStatus::Exited(101));
+    for (name, head, tail, cut) in [
+        (
+            "stdout",
+            &out.stdout,
+            &out.stdout_tail,
+            out.stdout_cut_bytes,
+        ),
+        (
+            "stderr",
+            &out.stderr,
+            &out.stderr_tail,
+            out.stderr_cut_bytes,
+        ),
+    ] {
+        assert!(
+            head.starts_with("   Compiling crate-1 v0.1.0"),
+            "{name} keeps its start"
+        );
+        assert!(
+            tail.ends_with("error[E0425]: cannot find value `x` in this scope\n"),
+            "{name} keeps its end: {:?}",
+            &tail[tail.len().saturating_sub(200)..]
+        );
+        assert!(cut > 0, "{name} was cut in the middle");
+    }
+    let text = out.to_text();
+    assert!(
+        text.contains("bytes of stdout cut here")
+            && text.contains("bytes of stderr cut here")
+            && text.ends_with("in this scope\n[exit code 101]"),
+        "the rendered text keeps both ends: {}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    // Shorter than the cut: shown whole, however many lines.
+    let out = tools::bash(&ctx, bash_input("seq 1 5000"))
+        .await
+        .expect("bash seq");
+    assert_eq!(out.stdout.lines().count(), 5000, "kept whole");
+    assert!(out.stdout_tail.is_empty() && out.stdout_cut_bytes == 0);
+    // A plain `&` is killed when the call ends, even with its output redirected (it
+    // then holds none of the call's pipes).
+    let pid_file = h.path("amp.pid");
+    let out = tools::bash(
+        &ctx,
+        bash_input(&format!(
+            "sleep 1000 >/dev/null 2>&1 & echo $! > {}; echo started",
+            q(&pid_file)
+        )),
+    )
+    .await
+    .expect("bash with a background child");
+    assert_eq!(out.stdout, "started\n");
+    wait_gone(&h, &pid_file, std::time::Duration::from_secs(10)).await;
     // Timeout: reported as a status, with the deadline.
     let mut input = bash_input("echo started; sleep 30");
     input.timeout_secs = Some(1.0);
@@ -111,6 +178,12 @@ pub(super) async fn tool_bash(h: Harness) -> Outcome {
     Outcome::Passed
 }
 
+/// The text `read_file` read (panics on an image).
+fn text_of(out: &ReadFileOutput) -> &ReadText {
+    out.as_text()
+        .unwrap_or_else(|| panic!("read_file returned an image, not text: {out:?}"))
+}
+
 fn read_input(path: &str) -> ReadFileInput {
     ReadFileInput {
         path: path.into(),
@@ -129,7 +202,7 @@ pub(super) async fn tool_read_file(h: Harness) -> Outcome {
         out.to_text(),
         "     1\tone\n     2\ttwo\n     3\tthree\n     4\tfour\n     5\tfive"
     );
-    assert_eq!(out.total_lines, 5);
+    assert_eq!(text_of(&out).total_lines, 5);
     let mut input = read_input("five.txt");
     input.offset = Some(2);
     input.limit = Some(2);
@@ -150,7 +223,7 @@ pub(super) async fn tool_read_file(h: Harness) -> Outcome {
     let out = tools::read_file(&ctx, read_input(abs.as_str()))
         .await
         .expect("read absolute");
-    assert_eq!(out.last_line, 5);
+    assert_eq!(text_of(&out).last_line, 5);
     // CRLF shows like LF; no trailing newline is fine.
     write(&h, &h.path("crlf.txt"), b"a\r\nb").await;
     let out = tools::read_file(&ctx, read_input("crlf.txt"))
@@ -170,13 +243,13 @@ pub(super) async fn tool_read_file(h: Harness) -> Outcome {
         .await
         .expect("read long");
     assert!(
-        out.content.ends_with(&format!(
+        text_of(&out).content.ends_with(&format!(
             "{} [... line truncated, 500 more characters]",
             "x".repeat(10)
         )),
         "long line marker"
     );
-    assert_eq!(out.truncated_lines, 1);
+    assert_eq!(text_of(&out).truncated_lines, 1);
     // Binary files are refused.
     for (name, data) in [
         ("nul.bin", &b"abc\0def"[..]),
@@ -219,6 +292,67 @@ pub(super) async fn tool_read_file(h: Harness) -> Outcome {
         tools::read_file(&ctx, read_input("nope")).await,
     );
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    Outcome::Passed
+}
+
+pub(super) async fn tool_read_image(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    // Told by content: a PNG with no extension, and every other format.
+    let gif = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff!\xf9\x04\x01\0\0\0\0,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;";
+    let jpeg = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\xff\xd9";
+    let webp = b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\0\0\0\x10\x07\x10\x11\x11\x88\x88\xfe\x07\0";
+    for (name, data, mime) in [
+        ("screenshot", PNG_1X1, "image/png"),
+        ("a.gif", &gif[..], "image/gif"),
+        ("photo.JPG", &jpeg[..], "image/jpeg"),
+        ("x.webp", &webp[..], "image/webp"),
+    ] {
+        write(&h, &h.path(name), data).await;
+        let out = tools::read_file(&ctx, read_input(name))
+            .await
+            .unwrap_or_else(|e| panic!("read_file of image {name}: {e}"));
+        let image = out
+            .as_image()
+            .unwrap_or_else(|| panic!("{name} must be read as an image: {out:?}"));
+        assert_eq!(image.mime_type, mime, "{name}");
+        assert_eq!(image.data, data, "{name}: the image's exact bytes");
+        let content = ToolResult::content(&out);
+        assert!(
+            matches!(&content[0], Content::Image { mime_type, data: d } if *mime_type == mime && d == data),
+            "{name}: an image content block first: {content:?}"
+        );
+        assert!(out.to_text().contains(mime), "{}", out.to_text());
+    }
+    // A text file named like an image is text.
+    write(&h, &h.path("notes.png"), b"not an image\n").await;
+    let out = tools::read_file(&ctx, read_input("notes.png"))
+        .await
+        .expect("read_file of text named .png");
+    assert_eq!(out.to_text(), "     1\tnot an image");
+    // JSON carries the image as base64.
+    let out = tools::call(&ctx, "read_file", serde_json::json!({"path": "screenshot"}))
+        .await
+        .expect("read_file of an image from JSON");
+    let json = serde_json::to_value(&out).expect("serialize");
+    assert_eq!(json["output"]["kind"], "image", "{json}");
+    assert_eq!(json["output"]["mime_type"], "image/png", "{json}");
+    assert_eq!(json["output"]["data"], Content::base64(PNG_1X1), "{json}");
+    // Over the image cap: refused with the size, the limit and what to do.
+    let mut big = PNG_1X1.to_vec();
+    big.resize(READ_MAX_IMAGE_BYTES as usize + 1, 0);
+    write(&h, &h.path("big.png"), &big).await;
+    let (e, text) = err_text(
+        "read_file of an image over the cap",
+        tools::read_file(&ctx, read_input("big.png")).await,
+    );
+    assert!(
+        matches!(e, Error::InvalidInput { .. })
+            && text.contains("big.png")
+            && text.contains(&(READ_MAX_IMAGE_BYTES + 1).to_string())
+            && text.contains("image limit")
+            && text.contains("resize"),
+        "an oversized image names its size, the limit and a way out: {text}"
+    );
     Outcome::Passed
 }
 
@@ -706,6 +840,16 @@ pub(super) async fn tool_call_json(h: Harness) -> Outcome {
     assert!(text.contains("read_file"), "lists the tools: {text}");
     let (_, text) = err_text("a missing field", call("read_file", json!({})).await);
     assert!(text.contains("path"), "names the field: {text}");
+    let (_, text) = err_text("an unknown field", call("bash", json!({"cmd": "ls"})).await);
+    assert!(text.contains("cmd"), "names the unknown field: {text}");
+    let typed = ToolCall::of::<BashTool>(&bash_input("echo typed")).expect("typed call");
+    assert_eq!(typed.tool, "bash");
+    let out = typed.run(&ctx).await.expect("typed ToolCall::run");
+    assert_eq!(out.to_text(), "typed\n[exit code 0]");
+    assert!(
+        out.downcast_ref::<BashOutput>().is_some(),
+        "the typed result"
+    );
     let typed: ToolCall =
         serde_json::from_value(json!({"tool": "bash", "input": {"command": "echo hi"}}))
             .expect("ToolCall from JSON");

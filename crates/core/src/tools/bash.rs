@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::text::cut_to_chars;
+use super::cut::keep_ends;
+use super::tool::{Effect, Tool, ToolResult};
 use super::ToolContext;
 use crate::error::{Error, Result};
 use crate::exec::{ExecRequest, ExitStatus};
@@ -13,34 +16,89 @@ use crate::runtime::RuntimeExt;
 
 /// Timeout applied when the input gives none, in seconds.
 pub const BASH_DEFAULT_TIMEOUT_SECS: f64 = 120.0;
-/// Characters of each stream shown to the model.
-const MAX_CHARS: usize = 30_000;
-/// Bytes kept per stream before cutting to characters (a character is at most 4 bytes).
-const MAX_BYTES: usize = MAX_CHARS * 4;
+/// Characters shown from the beginning of a stream too long to show whole.
+pub const BASH_HEAD_CHARS: usize = 10_000;
+/// Characters shown from the end of a stream too long to show whole (where a build or
+/// test run reports its error).
+pub const BASH_TAIL_CHARS: usize = 20_000;
+/// Bytes kept per stream before cutting to characters (a character is at most 4
+/// bytes). [`Process::output`](crate::Process::output) keeps a third of this from the
+/// beginning and two thirds from the end, matching the head and tail characters.
+const CAPTURE_BYTES: usize = (BASH_HEAD_CHARS + BASH_TAIL_CHARS) * 4;
+const _: () = assert!(CAPTURE_BYTES / 3 == BASH_HEAD_CHARS * 4);
+
+/// The `bash` tool: see [`BashTool::DESCRIPTION`](Tool::DESCRIPTION).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BashTool;
+
+#[async_trait]
+impl Tool for BashTool {
+    const NAME: &'static str = "bash";
+    const DESCRIPTION: &'static str = "Run a shell command with `bash -c` in the workspace \
+        and return its stdout, its stderr (after a [stderr] line) and its exit code. Each \
+        call starts a fresh non-interactive shell in the workspace directory (or `cwd`): \
+        `cd`, variables and shell state do not carry over to the next call, stdin is empty, \
+        and editors, pagers and password prompts are disabled. The command is killed, with \
+        every process it started, after `timeout_secs` (default 120). Processes started \
+        with a plain `&` are killed too when the call ends, so this cannot leave a server \
+        or watcher running. Long output keeps its first 10,000 and last 20,000 characters \
+        per stream, with a note of how much was cut between them: the end of a build or \
+        test log is never lost; to see everything, redirect the output to a file and grep \
+        or read it. A non-zero exit is returned as an error result showing the exit code. \
+        Use it for builds, tests, git and whatever the file tools do not cover; prefer \
+        read_file, edit_file, write_file, grep and glob for reading, changing and \
+        searching files.";
+    const EFFECT: Effect = Effect::NotIdempotent {
+        if_interrupted: "the command may or may not have run: check before repeating it",
+    };
+    type Input = BashInput;
+    type Output = BashOutput;
+
+    async fn run(
+        &self,
+        ctx: &ToolContext,
+        input: BashInput,
+        cancel: CancellationToken,
+    ) -> Result<BashOutput> {
+        run(ctx, input, Some(cancel)).await
+    }
+}
 
 /// Input of [`bash`].
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BashInput {
-    /// The script, run with `bash -c`.
+    /// The shell command to run with `bash -c`, e.g. `cargo test 2>&1 | tail -50`.
+    /// Runs non-interactively: stdin is empty and editors and pagers are disabled.
     pub command: String,
-    /// Seconds before the command and everything it started are killed (default 120).
+    /// Seconds before the command and every process it started are killed (default
+    /// 120). Raise it for long builds or test suites.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<f64>,
-    /// Working directory (default: the workspace); relative to the workspace.
+    /// Working directory, relative to the workspace or absolute (default: the
+    /// workspace root). Each call starts fresh: `cd` in one call does not carry over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
 }
 
 /// Result of [`bash`]. A non-zero exit is a result, not an error.
+///
+/// A stream of at most 30,000 characters is kept whole in `stdout` / `stderr`. A
+/// longer one keeps its first 10,000 characters there and its last 20,000 in
+/// `stdout_tail` / `stderr_tail`, and counts the bytes cut between them.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct BashOutput {
-    /// Standard output (at most 30,000 characters).
+    /// Standard output: all of it, or its first 10,000 characters when it was cut.
     pub stdout: String,
-    /// Standard error (at most 30,000 characters).
-    pub stderr: String,
-    /// Bytes of stdout cut from what is shown.
+    /// The last 20,000 characters of standard output when it was cut; else empty.
+    pub stdout_tail: String,
+    /// Bytes of standard output cut between `stdout` and `stdout_tail`.
     pub stdout_cut_bytes: u64,
-    /// Bytes of stderr cut from what is shown.
+    /// Standard error: all of it, or its first 10,000 characters when it was cut.
+    pub stderr: String,
+    /// The last 20,000 characters of standard error when it was cut; else empty.
+    pub stderr_tail: String,
+    /// Bytes of standard error cut between `stderr` and `stderr_tail`.
     pub stderr_cut_bytes: u64,
     /// How the command ended.
     pub status: ExitStatus,
@@ -54,11 +112,12 @@ impl BashOutput {
         self.status.shell_code()
     }
 
-    /// What a model sees: stdout, stderr (labelled), notes on cut output, the status.
+    /// What a model sees: stdout, stderr (labelled), a note where output was cut, the
+    /// status.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let mut section = |text: &str, cut: u64, name: &str, label: bool| {
-            if text.is_empty() && cut == 0 {
+        let mut section = |head: &str, cut: u64, tail: &str, name: &str, label: bool| {
+            if head.is_empty() && cut == 0 && tail.is_empty() {
                 return;
             }
             if !out.is_empty() && !out.ends_with('\n') {
@@ -67,16 +126,33 @@ impl BashOutput {
             if label {
                 out.push_str("[stderr]\n");
             }
-            out.push_str(text);
+            out.push_str(head);
             if cut > 0 {
                 if !out.ends_with('\n') {
                     out.push('\n');
                 }
-                out.push_str(&format!("[... {cut} more bytes of {name} cut]"));
+                out.push_str(&format!(
+                    "[... {cut} bytes of {name} cut here; the first {BASH_HEAD_CHARS} and last \
+                     {BASH_TAIL_CHARS} characters are shown: to see everything, redirect the \
+                     output to a file and grep or read it ...]\n"
+                ));
             }
+            out.push_str(tail);
         };
-        section(&self.stdout, self.stdout_cut_bytes, "stdout", false);
-        section(&self.stderr, self.stderr_cut_bytes, "stderr", true);
+        section(
+            &self.stdout,
+            self.stdout_cut_bytes,
+            &self.stdout_tail,
+            "stdout",
+            false,
+        );
+        section(
+            &self.stderr,
+            self.stderr_cut_bytes,
+            &self.stderr_tail,
+            "stderr",
+            true,
+        );
         if out.is_empty() {
             out.push_str("(no output)");
         }
@@ -94,6 +170,16 @@ impl BashOutput {
             ExitStatus::Cancelled => "[cancelled]".to_owned(),
         });
         out
+    }
+}
+
+impl ToolResult for BashOutput {
+    fn text(&self) -> String {
+        self.to_text()
+    }
+
+    fn is_error(&self) -> bool {
+        !self.status.success()
     }
 }
 
@@ -140,13 +226,16 @@ async fn run(
         ));
     }
     let cwd = ctx.resolve_dir(input.cwd.as_deref()).await?;
+    // A plain `&` does not outlive the call: background jobs need a supervisor that
+    // keeps their output and lets the agent stop them.
     let mut req = ExecRequest::script(input.command)
         .cwd(cwd.clone())
-        .timeout(timeout);
+        .timeout(timeout)
+        .kill_group_on_exit();
     if let Some(token) = cancel {
         req = req.cancel_token(token);
     }
-    let out = ctx.runtime.output(req, MAX_BYTES).await?;
+    let out = ctx.runtime.output(req, CAPTURE_BYTES).await?;
     if out.status == ExitStatus::Exited(126)
         && out.stdout.is_empty()
         && ctx.runtime.stat(&cwd).await.is_err()
@@ -159,13 +248,27 @@ async fn run(
             ctx.root
         )));
     }
-    let (stdout, out_cut) = cut_to_chars(&out.stdout, MAX_CHARS);
-    let (stderr, err_cut) = cut_to_chars(&out.stderr, MAX_CHARS);
+    let stdout = keep_ends(
+        &out.stdout,
+        out.stdout_dropped,
+        &out.stdout_tail,
+        BASH_HEAD_CHARS,
+        BASH_TAIL_CHARS,
+    );
+    let stderr = keep_ends(
+        &out.stderr,
+        out.stderr_dropped,
+        &out.stderr_tail,
+        BASH_HEAD_CHARS,
+        BASH_TAIL_CHARS,
+    );
     Ok(BashOutput {
-        stdout,
-        stderr,
-        stdout_cut_bytes: out_cut + out.stdout_dropped,
-        stderr_cut_bytes: err_cut + out.stderr_dropped,
+        stdout: stdout.head,
+        stdout_tail: stdout.tail,
+        stdout_cut_bytes: stdout.cut,
+        stderr: stderr.head,
+        stderr_tail: stderr.tail,
+        stderr_cut_bytes: stderr.cut,
         status: out.status,
         timeout_secs,
     })
@@ -178,8 +281,10 @@ mod tests {
     fn output(stdout: &str, stderr: &str, status: ExitStatus) -> BashOutput {
         BashOutput {
             stdout: stdout.into(),
-            stderr: stderr.into(),
+            stdout_tail: String::new(),
             stdout_cut_bytes: 0,
+            stderr: stderr.into(),
+            stderr_tail: String::new(),
             stderr_cut_bytes: 0,
             status,
             timeout_secs: 120.0,
@@ -198,9 +303,12 @@ mod tests {
         );
         let mut cut = output("x", "", ExitStatus::Signaled(9));
         cut.stdout_cut_bytes = 12345;
+        cut.stdout_tail = "the end\n".into();
         assert_eq!(
             cut.to_text(),
-            "x\n[... 12345 more bytes of stdout cut]\n[killed by signal 9]"
+            "x\n[... 12345 bytes of stdout cut here; the first 10000 and last 20000 \
+             characters are shown: to see everything, redirect the output to a file and grep \
+             or read it ...]\nthe end\n[killed by signal 9]"
         );
         let timed = output("", "", ExitStatus::TimedOut).to_text();
         assert!(timed.contains("timed out after 120 s"), "{timed}");

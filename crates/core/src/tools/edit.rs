@@ -10,17 +10,21 @@ use super::ToolContext;
 use crate::error::{Error, Result};
 
 /// Input of [`edit_file`].
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EditFileInput {
-    /// The file, relative to the workspace or absolute (`file_path` is accepted too,
-    /// as models trained on other harnesses send it).
+    /// The file to edit, relative to the workspace or absolute (`file_path` is
+    /// accepted too).
     #[serde(alias = "file_path")]
     pub path: String,
-    /// The exact text to replace (must occur once unless `replace_all`).
+    /// The exact text to replace, including whitespace and indentation. It must occur
+    /// exactly once unless `replace_all` is true: include surrounding lines to make it
+    /// unique.
     pub old_string: String,
-    /// The replacement.
+    /// The text to put in its place (may be empty to delete).
     pub new_string: String,
-    /// Replace every occurrence instead of requiring exactly one.
+    /// Replace every occurrence of `old_string` instead of requiring exactly one
+    /// (default false).
     #[serde(default)]
     pub replace_all: bool,
 }
@@ -171,6 +175,45 @@ pub async fn edit_file(ctx: &ToolContext, input: EditFileInput) -> Result<EditFi
         first_line: edited.first_line,
         bytes_written: edited.content.len() as u64,
     })
+}
+
+/// The `edit_file` tool: see [`EditFileTool::DESCRIPTION`](super::Tool::DESCRIPTION).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EditFileTool;
+
+#[async_trait::async_trait]
+impl super::Tool for EditFileTool {
+    const NAME: &'static str = "edit_file";
+    const DESCRIPTION: &'static str = "Replace an exact piece of text in a file. \
+        `old_string` must match the file exactly, whitespace and indentation included, and \
+        occur exactly once (include surrounding lines to make it unique), unless \
+        `replace_all` is true. When it does not match, nothing is written: read the file \
+        again and retry with its exact text. Line endings follow the file (a CRLF file \
+        stays CRLF). The file is rewritten atomically and keeps its permissions. Relative \
+        paths resolve against the workspace. To create a file or replace all of it, use \
+        write_file.";
+    // A second run could apply a replace_all twice, or report a confusing mismatch.
+    const EFFECT: super::Effect = super::Effect::NotIdempotent {
+        if_interrupted: "the edit may or may not have been applied: read the file before \
+                         retrying",
+    };
+    type Input = EditFileInput;
+    type Output = EditFileOutput;
+
+    async fn run(
+        &self,
+        ctx: &ToolContext,
+        input: EditFileInput,
+        _cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<EditFileOutput> {
+        edit_file(ctx, input).await
+    }
+}
+
+impl super::ToolResult for EditFileOutput {
+    fn text(&self) -> String {
+        self.to_text()
+    }
 }
 
 #[cfg(test)]

@@ -23,11 +23,14 @@ pub(crate) const IGNORED_NOTE: &str =
 pub const GLOB_MAX_RESULTS: usize = 1000;
 
 /// Input of [`glob()`].
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GlobInput {
-    /// The pattern, e.g. `**/*.rs` or `src/*.toml`, relative to `path`.
+    /// A glob pattern matched against paths relative to the search directory, e.g.
+    /// `**/*.rs` or `src/**/mod.rs`.
     pub pattern: String,
-    /// Directory to search (default: the workspace).
+    /// The directory to search, relative to the workspace or absolute (default: the
+    /// workspace root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 }
@@ -189,6 +192,40 @@ pub async fn glob(ctx: &ToolContext, input: GlobInput) -> Result<GlobOutput> {
         note: (!notes.is_empty()).then(|| notes.join("; ")),
         outside_root,
     })
+}
+
+/// The `glob` tool: see [`GlobTool::DESCRIPTION`](super::Tool::DESCRIPTION).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GlobTool;
+
+#[async_trait::async_trait]
+impl super::Tool for GlobTool {
+    const NAME: &'static str = "glob";
+    const DESCRIPTION: &'static str = "Find files whose path matches a glob pattern, \
+        searching recursively under the workspace (or `path`). `*` matches within one path \
+        segment and `**` across directories, e.g. `**/*.rs`, `src/**/mod.rs` or \
+        `*.{ts,tsx}`. `.git` is skipped, and inside a git work tree so are the files git \
+        ignores. Returns the matching file paths relative to the workspace, sorted by path, \
+        at most 1000 (with a count of the rest). Relative paths resolve against the \
+        workspace. To search file contents, use grep.";
+    const EFFECT: super::Effect = super::Effect::ReadOnly;
+    type Input = GlobInput;
+    type Output = GlobOutput;
+
+    async fn run(
+        &self,
+        ctx: &ToolContext,
+        input: GlobInput,
+        _cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<GlobOutput> {
+        glob(ctx, input).await
+    }
+}
+
+impl super::ToolResult for GlobOutput {
+    fn text(&self) -> String {
+        self.to_text()
+    }
 }
 
 #[cfg(test)]

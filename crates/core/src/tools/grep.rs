@@ -33,15 +33,18 @@ const MAX_TOTAL_BYTES: usize = 64 << 20;
 const MAX_LINE_CHARS: usize = 500;
 
 /// Input of [`grep()`].
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GrepInput {
-    /// A regular expression (Rust `regex` syntax), matched against each line.
+    /// A regular expression (Rust regex syntax, like ripgrep) matched against each
+    /// line, e.g. `fn\s+main` or `TODO|FIXME`.
     pub pattern: String,
-    /// Directory (searched recursively) or file; default: the workspace.
+    /// The file or directory to search, relative to the workspace or absolute
+    /// (default: the workspace root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Only files matching this glob: against the file name when it has no `/`
-    /// (`*.rs`), else against the path relative to `path` (`src/**/*.rs`).
+    /// Only search files matching this glob: matched against the file name when it has
+    /// no `/` (`*.rs`), else against the path relative to `path` (`src/**/*.ts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glob: Option<String>,
 }
@@ -263,6 +266,43 @@ pub async fn grep(ctx: &ToolContext, input: GrepInput) -> Result<GrepOutput> {
         note: (!notes.is_empty()).then(|| notes.join("; ")),
         outside_root,
     })
+}
+
+/// The `grep` tool: see [`GrepTool::DESCRIPTION`](super::Tool::DESCRIPTION).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GrepTool;
+
+#[async_trait::async_trait]
+impl super::Tool for GrepTool {
+    const NAME: &'static str = "grep";
+    const DESCRIPTION: &'static str = "Search file contents for a regular expression \
+        (Rust regex syntax, like ripgrep: `fn\\s+main`, `TODO|FIXME`; escape `(`, `[`, `.` \
+        and the like to match them literally), recursively under the workspace or in the \
+        given file or directory, optionally only in files matching a glob. Returns \
+        `path:line:text` for each matching line, paths relative to the workspace, at most \
+        500 matches (with a count of the rest) and 500 characters per line. Skips `.git`, \
+        binary files, files of 4 MiB or more and, inside a git work tree, the files git \
+        ignores; at most 64 MiB of files are searched per call, with a note when the limit \
+        was reached. Relative paths resolve against the workspace. To find files by name, \
+        use glob.";
+    const EFFECT: super::Effect = super::Effect::ReadOnly;
+    type Input = GrepInput;
+    type Output = GrepOutput;
+
+    async fn run(
+        &self,
+        ctx: &ToolContext,
+        input: GrepInput,
+        _cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<GrepOutput> {
+        grep(ctx, input).await
+    }
+}
+
+impl super::ToolResult for GrepOutput {
+    fn text(&self) -> String {
+        self.to_text()
+    }
 }
 
 #[cfg(test)]

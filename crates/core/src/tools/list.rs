@@ -1,8 +1,12 @@
 //! `list_dir`: one level of a directory, with kinds and sizes.
 
+use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::text::display_name;
+use super::tool::{Effect, Tool, ToolResult};
 use super::ToolContext;
 use crate::error::{Error, Result};
 use crate::runtime::FileKind;
@@ -10,10 +14,38 @@ use crate::runtime::FileKind;
 /// Entries shown at most.
 const MAX_ENTRIES: usize = 1000;
 
+/// The `list_dir` tool: see [`ListDirTool::DESCRIPTION`](Tool::DESCRIPTION).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListDirTool;
+
+#[async_trait]
+impl Tool for ListDirTool {
+    const NAME: &'static str = "list_dir";
+    const DESCRIPTION: &'static str = "List one directory (default: the workspace root), \
+        sorted by name: each entry's kind (file, dir, symlink or other), its size in bytes \
+        and its name; directory names end in `/`. At most 1000 entries are shown, with a \
+        count of the rest. Relative paths resolve against the workspace. To find files \
+        anywhere below a directory, use glob.";
+    const EFFECT: Effect = Effect::ReadOnly;
+    type Input = ListDirInput;
+    type Output = ListDirOutput;
+
+    async fn run(
+        &self,
+        ctx: &ToolContext,
+        input: ListDirInput,
+        _cancel: CancellationToken,
+    ) -> Result<ListDirOutput> {
+        list_dir(ctx, input).await
+    }
+}
+
 /// Input of [`list_dir`].
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ListDirInput {
-    /// The directory (default: the workspace), relative to the workspace or absolute.
+    /// The directory to list, relative to the workspace or absolute (default: the
+    /// workspace root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 }
@@ -64,6 +96,12 @@ impl ListDirOutput {
             ));
         }
         lines.join("\n")
+    }
+}
+
+impl ToolResult for ListDirOutput {
+    fn text(&self) -> String {
+        self.to_text()
     }
 }
 

@@ -7,6 +7,11 @@
 //! model with `to_text()`. Failures are [`Error`](crate::Error)s whose messages name
 //! the path and say what to do next.
 //!
+//! Each tool is defined once, as a [`Tool`] (name, description, effect, input with its
+//! derived JSON schema, handler, output rendering), and registered once, in [`TOOLS`].
+//! The MCP server lists and dispatches from that list; [`call`] runs any of them from
+//! JSON; the typed functions ([`bash`], [`read_file`]...) serve library callers.
+//!
 //! Paths given to tools: relative paths are resolved against the workspace directory,
 //! absolute paths are used as given, `~` and `~/x` name the runtime user's home.
 //!
@@ -18,29 +23,42 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::path::RemotePath;
 use crate::runtime::Runtime;
 
 mod bash;
+mod cut;
 mod edit;
 mod files;
 mod glob;
 mod grep;
+mod image;
 mod list;
 mod read;
+mod schema;
 mod tar;
 mod text;
+mod tool;
 mod write;
 
-pub use bash::{bash, bash_cancellable, BashInput, BashOutput, BASH_DEFAULT_TIMEOUT_SECS};
-pub use edit::{edit_file, EditFileInput, EditFileOutput};
-pub use glob::{glob, GlobInput, GlobOutput, GLOB_MAX_RESULTS};
-pub use grep::{grep, GrepInput, GrepMatch, GrepOutput, GREP_MAX_MATCHES};
-pub use list::{list_dir, ListDirEntry, ListDirInput, ListDirOutput};
-pub use read::{read_file, ReadFileInput, ReadFileOutput, READ_MAX_FILE_BYTES};
-pub use write::{write_file, WriteFileInput, WriteFileOutput};
+pub use bash::{
+    bash, bash_cancellable, BashInput, BashOutput, BashTool, BASH_DEFAULT_TIMEOUT_SECS,
+    BASH_HEAD_CHARS, BASH_TAIL_CHARS,
+};
+pub use edit::{edit_file, EditFileInput, EditFileOutput, EditFileTool};
+pub use glob::{glob, GlobInput, GlobOutput, GlobTool, GLOB_MAX_RESULTS};
+pub use grep::{grep, GrepInput, GrepMatch, GrepOutput, GrepTool, GREP_MAX_MATCHES};
+pub use list::{list_dir, ListDirEntry, ListDirInput, ListDirOutput, ListDirTool};
+pub use read::{
+    read_file, ReadFileInput, ReadFileOutput, ReadFileTool, ReadImage, ReadText,
+    READ_MAX_FILE_BYTES, READ_MAX_IMAGE_BYTES,
+};
+pub use schema::input_schema;
+pub use tool::{AnyTool, CallFuture, Content, Effect, Tool, ToolOutput, ToolResult};
+pub use write::{write_file, WriteFileInput, WriteFileOutput, WriteFileTool};
 
 /// Where tools run: a runtime and the workspace directory inside it.
 #[derive(Clone, Debug)]
@@ -92,106 +110,75 @@ impl ToolContext {
     }
 }
 
-/// Any tool's input, tagged by the tool's name: what an MCP `tools/call` carries.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(tag = "tool", content = "input", rename_all = "snake_case")]
-pub enum ToolCall {
-    /// [`bash`].
-    Bash(BashInput),
-    /// [`read_file`].
-    ReadFile(ReadFileInput),
-    /// [`write_file`].
-    WriteFile(WriteFileInput),
-    /// [`edit_file`].
-    EditFile(EditFileInput),
-    /// [`list_dir`].
-    ListDir(ListDirInput),
-    /// [`glob()`].
-    Glob(GlobInput),
-    /// [`grep()`].
-    Grep(GrepInput),
-}
-
-/// Any tool's result.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "tool", content = "output", rename_all = "snake_case")]
-pub enum ToolOutput {
-    /// From [`bash`].
-    Bash(BashOutput),
-    /// From [`read_file`].
-    ReadFile(ReadFileOutput),
-    /// From [`write_file`].
-    WriteFile(WriteFileOutput),
-    /// From [`edit_file`].
-    EditFile(EditFileOutput),
-    /// From [`list_dir`].
-    ListDir(ListDirOutput),
-    /// From [`glob()`].
-    Glob(GlobOutput),
-    /// From [`grep()`].
-    Grep(GrepOutput),
-}
-
-impl ToolOutput {
-    /// What a model sees.
-    pub fn to_text(&self) -> String {
-        match self {
-            ToolOutput::Bash(o) => o.to_text(),
-            ToolOutput::ReadFile(o) => o.to_text(),
-            ToolOutput::WriteFile(o) => o.to_text(),
-            ToolOutput::EditFile(o) => o.to_text(),
-            ToolOutput::ListDir(o) => o.to_text(),
-            ToolOutput::Glob(o) => o.to_text(),
-            ToolOutput::Grep(o) => o.to_text(),
-        }
-    }
-}
-
-/// The tool names [`call`] accepts, as an MCP server lists them.
-pub const TOOL_NAMES: &[&str] = &[
-    "bash",
-    "read_file",
-    "write_file",
-    "edit_file",
-    "list_dir",
-    "glob",
-    "grep",
+/// Every tool, in the order an MCP server lists them. Adding a tool is one line here
+/// (plus its own module, where its [`Tool`] impl defines everything about it).
+pub static TOOLS: &[&dyn AnyTool] = &[
+    &BashTool,
+    &ReadFileTool,
+    &WriteFileTool,
+    &EditFileTool,
+    &ListDirTool,
+    &GlobTool,
+    &GrepTool,
 ];
+
+/// The tool called `name`.
+pub fn find(name: &str) -> Option<&'static dyn AnyTool> {
+    TOOLS.iter().copied().find(|t| t.name() == name)
+}
+
+/// The names of [`TOOLS`], comma-separated, for messages.
+pub fn names() -> String {
+    TOOLS
+        .iter()
+        .map(|t| t.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Runs the tool `name` with JSON `input` (what an MCP `tools/call` carries).
 pub async fn call(ctx: &ToolContext, name: &str, input: serde_json::Value) -> Result<ToolOutput> {
-    fn parse<T: serde::de::DeserializeOwned>(name: &str, input: serde_json::Value) -> Result<T> {
-        serde_json::from_value(input)
-            .map_err(|e| Error::invalid(format!("invalid input for tool {name}: {e}")))
-    }
-    Ok(match name {
-        "bash" => ToolOutput::Bash(bash(ctx, parse(name, input)?).await?),
-        "read_file" => ToolOutput::ReadFile(read_file(ctx, parse(name, input)?).await?),
-        "write_file" => ToolOutput::WriteFile(write_file(ctx, parse(name, input)?).await?),
-        "edit_file" => ToolOutput::EditFile(edit_file(ctx, parse(name, input)?).await?),
-        "list_dir" => ToolOutput::ListDir(list_dir(ctx, parse(name, input)?).await?),
-        "glob" => ToolOutput::Glob(glob(ctx, parse(name, input)?).await?),
-        "grep" => ToolOutput::Grep(grep(ctx, parse(name, input)?).await?),
-        other => {
-            return Err(Error::invalid(format!(
-                "unknown tool {other:?}: use one of {}",
-                TOOL_NAMES.join(", ")
-            )))
-        }
-    })
+    call_cancellable(ctx, name, input, CancellationToken::new()).await
+}
+
+/// [`call`], stopped when `cancel` is cancelled (a running command is killed).
+pub async fn call_cancellable(
+    ctx: &ToolContext,
+    name: &str,
+    input: serde_json::Value,
+    cancel: CancellationToken,
+) -> Result<ToolOutput> {
+    let tool = find(name)
+        .ok_or_else(|| Error::invalid(format!("unknown tool {name:?}: use one of {}", names())))?;
+    tool.call(ctx, input, cancel).await
+}
+
+/// A tool call as data: the tool's name and its JSON input. Serializes as
+/// `{"tool": "bash", "input": {"command": "ls"}}`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct ToolCall {
+    /// The tool's name (see [`TOOLS`]).
+    pub tool: String,
+    /// Its arguments, as the tool's input schema describes them.
+    pub input: serde_json::Value,
 }
 
 impl ToolCall {
+    /// A call of the tool `T` with a typed input.
+    pub fn of<T: Tool>(input: &T::Input) -> Result<Self>
+    where
+        T::Input: Serialize,
+    {
+        let input = serde_json::to_value(input)
+            .map_err(|e| Error::invalid(format!("cannot encode the input of {}: {e}", T::NAME)))?;
+        Ok(ToolCall {
+            tool: T::NAME.to_owned(),
+            input,
+        })
+    }
+
     /// Runs this call.
     pub async fn run(self, ctx: &ToolContext) -> Result<ToolOutput> {
-        Ok(match self {
-            ToolCall::Bash(i) => ToolOutput::Bash(bash(ctx, i).await?),
-            ToolCall::ReadFile(i) => ToolOutput::ReadFile(read_file(ctx, i).await?),
-            ToolCall::WriteFile(i) => ToolOutput::WriteFile(write_file(ctx, i).await?),
-            ToolCall::EditFile(i) => ToolOutput::EditFile(edit_file(ctx, i).await?),
-            ToolCall::ListDir(i) => ToolOutput::ListDir(list_dir(ctx, i).await?),
-            ToolCall::Glob(i) => ToolOutput::Glob(glob(ctx, i).await?),
-            ToolCall::Grep(i) => ToolOutput::Grep(grep(ctx, i).await?),
-        })
+        call(ctx, &self.tool, self.input).await
     }
 }

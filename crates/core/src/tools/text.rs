@@ -1,44 +1,5 @@
 //! Pure text helpers shared by the tools (unit-tested here, no I/O).
 
-/// Cuts `bytes` (decoded lossily) to at most `max_chars` characters. Returns the kept
-/// text and how many bytes of the input were cut.
-pub(crate) fn cut_to_chars(bytes: &[u8], max_chars: usize) -> (String, u64) {
-    let text = String::from_utf8_lossy(bytes);
-    match text.char_indices().nth(max_chars) {
-        None => (text.into_owned(), 0),
-        Some((at, _)) => {
-            // Count the cut in bytes of the original stream: the kept prefix re-encoded
-            // may differ from the input only where the input was invalid UTF-8.
-            let kept = text[..at].to_owned();
-            let kept_input_bytes = prefix_input_len(bytes, kept.chars().count());
-            (kept, (bytes.len() - kept_input_bytes) as u64)
-        }
-    }
-}
-
-/// Number of input bytes that decode (lossily) to the first `chars` characters.
-fn prefix_input_len(bytes: &[u8], chars: usize) -> usize {
-    let mut count = 0;
-    let mut pos = 0;
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if count == chars {
-                return pos;
-            }
-            count += 1;
-            pos += c.len_utf8();
-        }
-        if !chunk.invalid().is_empty() {
-            if count == chars {
-                return pos;
-            }
-            count += 1;
-            pos += chunk.invalid().len();
-        }
-    }
-    pos
-}
-
 /// True when the start of a file looks binary: a NUL byte in the first 8 KiB.
 pub(crate) fn has_nul_prefix(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(8192)].contains(&0)
@@ -127,19 +88,6 @@ pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cut_counts_bytes_and_respects_char_boundaries() {
-        assert_eq!(cut_to_chars(b"hello", 10), ("hello".into(), 0));
-        assert_eq!(cut_to_chars(b"hello", 3), ("hel".into(), 2));
-        let s = "é✓abc";
-        assert_eq!(cut_to_chars(s.as_bytes(), 2), ("é✓".into(), 3));
-        assert_eq!(cut_to_chars(s.as_bytes(), 1), ("é".into(), 6));
-        // Invalid bytes count as one replacement character each run.
-        let (kept, cut) = cut_to_chars(b"a\xffbc", 2);
-        assert_eq!(kept, "a\u{fffd}");
-        assert_eq!(cut, 2);
-    }
 
     #[test]
     fn line_splitting_and_numbering() {

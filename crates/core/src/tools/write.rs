@@ -1,18 +1,51 @@
 //! `write_file`: replaces or creates a whole file, atomically.
 
+use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
+use super::tool::{Effect, Tool, ToolResult};
 use super::ToolContext;
 use crate::error::{Error, Result};
 
+/// The `write_file` tool: see [`WriteFileTool::DESCRIPTION`](Tool::DESCRIPTION).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteFileTool;
+
+#[async_trait]
+impl Tool for WriteFileTool {
+    const NAME: &'static str = "write_file";
+    const DESCRIPTION: &'static str = "Create a file or replace its whole content. The \
+        write is atomic (a reader sees the old or the new file, never a mix), an existing \
+        file keeps its permissions, a symlink is written through to its target, and \
+        missing parent directories are created. Relative paths resolve against the \
+        workspace. To change part of an existing file, prefer edit_file: it sends only the \
+        change and checks that the text to replace is still there.";
+    // Writing the same content twice leaves the same file.
+    const EFFECT: Effect = Effect::Idempotent;
+    type Input = WriteFileInput;
+    type Output = WriteFileOutput;
+
+    async fn run(
+        &self,
+        ctx: &ToolContext,
+        input: WriteFileInput,
+        _cancel: CancellationToken,
+    ) -> Result<WriteFileOutput> {
+        write_file(ctx, input).await
+    }
+}
+
 /// Input of [`write_file`].
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WriteFileInput {
-    /// The file, relative to the workspace or absolute (`file_path` is accepted too,
-    /// as models trained on other harnesses send it).
+    /// The file to create or replace, relative to the workspace or absolute
+    /// (`file_path` is accepted too). Missing parent directories are created.
     #[serde(alias = "file_path")]
     pub path: String,
-    /// The whole new content.
+    /// The complete new content of the file.
     pub content: String,
 }
 
@@ -33,6 +66,12 @@ impl WriteFileOutput {
             self.bytes_written,
             super::text::display_name(&self.path)
         )
+    }
+}
+
+impl ToolResult for WriteFileOutput {
+    fn text(&self) -> String {
+        self.to_text()
     }
 }
 

@@ -447,3 +447,42 @@ impl TestSshd {
         }
     }
 }
+
+impl TestSshd {
+    /// An [`cmux_backend_ssh::SshRuntime`] on this server that never uses the host
+    /// helper: the shell/SFTP path.
+    pub fn fallback_runtime(&self) -> cmux_backend_ssh::SshRuntime {
+        let options = self.ssh_options().helper(cmux_backend_ssh::HelperMode::Off);
+        match cmux_backend_ssh::SshRuntime::new(self.alias(), options) {
+            Ok(rt) => rt,
+            Err(e) => panic!("SshRuntime::new: {e}"),
+        }
+    }
+
+    /// An [`cmux_backend_ssh::SshRuntime`] whose helper installs under `install_dir`
+    /// (a directory of this test's own) instead of the user's cache directory.
+    pub fn runtime_installing_in(&self, install_dir: &Path) -> cmux_backend_ssh::SshRuntime {
+        let dir = match cmux_core::RemotePath::new(install_dir.to_string_lossy().into_owned()) {
+            Ok(d) => d,
+            Err(e) => panic!("install dir: {e}"),
+        };
+        let options = self.ssh_options().helper_install_dir(dir);
+        match cmux_backend_ssh::SshRuntime::new(self.alias(), options) {
+            Ok(rt) => rt,
+            Err(e) => panic!("SshRuntime::new: {e}"),
+        }
+    }
+}
+
+/// This test binary, for tests that run parts of themselves in child processes.
+/// `/proc/self/exe` still runs it when a concurrent build replaced the file.
+pub fn test_binary() -> PathBuf {
+    if Path::new("/proc/self/exe").exists() {
+        PathBuf::from("/proc/self/exe")
+    } else {
+        match std::env::current_exe() {
+            Ok(p) => p,
+            Err(e) => panic!("test binary: {e}"),
+        }
+    }
+}

@@ -38,12 +38,7 @@ async fn child_process() {
 async fn many_processes_share_one_host() {
     let sshd = TestSshd::start();
     let ctl = sshd.dir().join("ctl");
-    // /proc/self/exe still runs this binary when a concurrent build replaced the file.
-    let exe = if std::path::Path::new("/proc/self/exe").exists() {
-        std::path::PathBuf::from("/proc/self/exe")
-    } else {
-        std::env::current_exe().expect("test binary")
-    };
+    let exe = cmux_integration_tests::sshd::test_binary();
     let started = Instant::now();
     let mut children = Vec::new();
     for _ in 0..PROCESSES {

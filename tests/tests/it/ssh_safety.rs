@@ -197,12 +197,7 @@ fn local_environment_is_never_sent() {
         .output()
         .expect("ssh");
     assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "leak");
-    let exe = if std::path::Path::new("/proc/self/exe").exists() {
-        std::path::PathBuf::from("/proc/self/exe")
-    } else {
-        std::env::current_exe().expect("test binary")
-    };
-    let out = Command::new(exe)
+    let out = Command::new(cmux_integration_tests::sshd::test_binary())
         .args(["ssh_safety::env_child", "--exact", "--ignored"])
         .env("CMUX_SECRET_TEST", "leak")
         .env("CMUX_IT_SSH_CONFIG", sshd.config_path())

@@ -78,6 +78,9 @@ enum Slot {
     Unavailable(String),
 }
 
+/// How a helper that exists but cannot be executed is reported (no reinstall helps).
+const NOEXEC: &str = "the helper cannot be executed on the host";
+
 /// How long the helper may take to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an upload may take.
@@ -191,9 +194,10 @@ async fn start(state: &HostState) -> Result<std::result::Result<Arc<HelperConnec
             }
             Launched::Missing { os, arch, gzip } => {
                 if reinstalled {
-                    return Ok(Err(
-                        "the helper is still missing right after its installation".into(),
-                    ));
+                    // Installed, yet not executable: `[ -x ]` fails on a noexec mount.
+                    return Ok(Err(format!(
+                        "{NOEXEC}: it was installed, but the system refuses to execute it there (is its directory on a filesystem mounted noexec, as some homes are? set another install directory)"
+                    )));
                 }
                 let (os_n, arch_n) = normalize(&os, &arch);
                 let Some((_, _, art)) = builds.iter().find(|(o, a, _)| *o == os_n && *a == arch_n)
@@ -208,7 +212,26 @@ async fn start(state: &HostState) -> Result<std::result::Result<Arc<HelperConnec
                 }
                 reinstalled = true;
             }
-            Launched::Failed(why) => return Ok(Err(why)),
+            Launched::Failed(why) if why.starts_with(NOEXEC) || reinstalled => return Ok(Err(why)),
+            Launched::Failed(why) => {
+                // Something at the build's path that does not work as the helper (a
+                // foreign or damaged file): install the real build once over it.
+                tracing::info!(host = %state.host, "the installed helper did not start ({why}): reinstalling it");
+                let Launched::Missing { os, arch, gzip } =
+                    launch(state, &conn, &scripts::probe_script(), &sync).await?
+                else {
+                    return Ok(Err(why));
+                };
+                let (os_n, arch_n) = normalize(&os, &arch);
+                let Some((_, _, art)) = builds.iter().find(|(o, a, _)| *o == os_n && *a == arch_n)
+                else {
+                    return Ok(Err(why));
+                };
+                if let Err(why) = install(state, &conn, &base, art, gzip).await? {
+                    return Ok(Err(why));
+                }
+                reinstalled = true;
+            }
         }
     }
     Ok(Err("the helper could not be started".into()))
@@ -332,7 +355,7 @@ async fn launch(state: &HostState, conn: &Arc<Conn>, script: &str, sync: &str) -
             let stderr = stderr.trim();
             if code == Some(126) || stderr.contains("ermission denied") {
                 return Ok(Launched::Failed(format!(
-                    "the helper cannot be executed on the host (is the home directory mounted noexec?): {}",
+                    "{NOEXEC} (is its directory on a filesystem mounted noexec, as some homes are?): {}",
                     cmux_core::runtime::tail(stderr, 300)
                 )));
             }

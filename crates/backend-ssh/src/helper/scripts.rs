@@ -46,6 +46,18 @@ exit {MISSING}
     )
 }
 
+/// Reports the host's system and gzip like the start script does when the helper is
+/// missing, without running anything installed (used before replacing a build that
+/// failed to start).
+pub(crate) fn probe_script() -> String {
+    format!(
+        r#"if command -v gzip >/dev/null 2>&1; then z=gzip; else z=raw; fi
+printf '{MISSING_MARKER}%s %s %s\n' "$(uname -s)" "$(uname -m)" "$z" >&2
+exit {MISSING}
+"#
+    )
+}
+
 /// Installs the helper from stdin (gzipped when `gzipped`): into a temporary file in
 /// a 0700 directory, checked for its size and (where `sha256sum` exists) its SHA-256,
 /// then renamed into place. Builds of other versions in the base directory (names

@@ -74,3 +74,26 @@ pub async fn resolve_in(
     }
     Ok(root.join(path)?.normalize())
 }
+
+/// `--cwd dir` of `cmux exec`, resolved in the workspace and checked to be a
+/// directory: a clear error before anything runs, instead of bash's raw `cd` failure
+/// and exit 126. Costs one `stat` (one round trip on SSH), only when `--cwd` is given.
+pub async fn resolve_cwd(
+    runtime: &SharedRuntime,
+    record: &Record,
+    dir: &str,
+) -> Result<RemotePath> {
+    let path = resolve_in(runtime, &record.path, dir).await?;
+    let problem = match runtime.stat(&path).await {
+        Ok(meta) if meta.kind == cmux_core::FileKind::Dir => return Ok(path),
+        Ok(_) => "is not a directory",
+        Err(cmux_core::Error::NotFound { .. }) => "does not exist",
+        Err(e) => return Err(e.into()),
+    };
+    Err(crate::error::CliError::failure(format!(
+        "--cwd {dir:?}: {path} {problem} on {} (workspace {}); nothing was run: give a directory of the workspace (see `cmux ls {}`)",
+        runtime.host(),
+        record.name,
+        record.name,
+    )))
+}

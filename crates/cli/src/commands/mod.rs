@@ -26,6 +26,7 @@ pub struct Ctx {
 impl Ctx {
     fn open() -> Result<Ctx> {
         let home = CmuxHome::from_env()?;
+        home.ensure_private()?;
         let registry = Registry::open(home.workspaces_dir())?;
         Ok(Ctx { home, registry })
     }

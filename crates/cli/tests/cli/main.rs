@@ -11,6 +11,7 @@ mod mcp;
 mod reliability;
 mod signals;
 mod ssh;
+mod state_dir;
 
 /// A temp `CMUX_HOME` and a temp project with one commit.
 struct Env {

@@ -53,8 +53,16 @@ pub enum Cmd {
     /// Print a file of a workspace (streamed; paths are relative to the workspace).
     Cat(PathArgs),
     /// Replace a file of a workspace with standard input, atomically.
-    Write(PathArgs),
+    ///
+    /// A file you may not write (read-only, such as 0444) or that another user owns is
+    /// refused: replacing it would quietly defeat its mode, or take it from its owner.
+    /// --force replaces it anyway: the file is removed, then written as a new file of
+    /// yours (mode 0644 less the umask; its old mode and owner are not kept).
+    Write(WriteArgs),
     /// Replace an exact string in a file of a workspace.
+    ///
+    /// Read-only files and other users' files are refused, as for `cmux write`;
+    /// --force replaces them with a new file of yours holding the edited text.
     Edit(EditArgs),
     /// List a directory of a workspace (default: its top).
     Ls(LsArgs),
@@ -152,13 +160,26 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// `cmux cat` and `cmux write`.
+/// `cmux cat`.
 #[derive(Debug, Args)]
 pub struct PathArgs {
     /// Workspace name.
     pub name: String,
     /// File path, relative to the workspace.
     pub path: String,
+}
+
+/// `cmux write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Workspace name.
+    pub name: String,
+    /// File path, relative to the workspace.
+    pub path: String,
+    /// Replace the file even if it is read-only or another user's (it becomes a new
+    /// file of yours).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `cmux edit`.
@@ -177,6 +198,10 @@ pub struct EditArgs {
     /// Replace every occurrence.
     #[arg(long)]
     pub all: bool,
+    /// Edit the file even if it is read-only or another user's (it becomes a new file
+    /// of yours).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `cmux ls`.

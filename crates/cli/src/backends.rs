@@ -32,13 +32,32 @@ pub struct BackendFlags {
 }
 
 /// The backend the flags ask for (`--local`, the default, when none).
-pub fn backend_from_flags(flags: &BackendFlags) -> Result<BackendConfig> {
+///
+/// An `--ssh` host that `ssh -G` shows behind Coder's ProxyCommand (`coder.dev` after
+/// `coder config-ssh`, as Coder's docs tell users to write it) is a Coder workspace:
+/// it gets the Coder backend (its host-key policy, auto-start and doctor), exactly as
+/// `--coder dev` would, with a note on stderr. Costs one local `ssh -G`.
+pub async fn backend_from_flags(flags: &BackendFlags) -> Result<BackendConfig> {
     if let Some(host) = &flags.ssh {
+        let config_file = ssh_config_from_env()?;
+        if let Some(target) =
+            cmux_backend_coder::sshconfig::coder_target_of_host(config_file.as_deref(), host)
+                .await?
+        {
+            err!(
+                "cmux: note: {host} goes through Coder's ProxyCommand (`coder ssh --stdio`): using it as `--coder {target}` (Coder's host-key policy, auto-start and doctor)"
+            );
+            return Ok(BackendConfig::Coder {
+                workspace: target.to_string(),
+                src_base: flags.src_base.clone(),
+                config_file,
+            });
+        }
         return Ok(BackendConfig::Ssh {
             host: host.clone(),
             src_base: flags.src_base.clone(),
             accept_new_host_key: flags.accept_new_host_key,
-            config_file: ssh_config_from_env()?,
+            config_file,
         });
     }
     if let Some(workspace) = &flags.coder {

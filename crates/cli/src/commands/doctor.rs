@@ -81,7 +81,7 @@ pub async fn run(args: &DoctorArgs) -> Result<i32> {
             accept_new_host_key: args.accept_new_host_key,
             ..Default::default()
         };
-        let backend = backends::backend_from_flags(&flags)?;
+        let backend = backends::backend_from_flags(&flags).await?;
         let home = CmuxHome::from_env()?;
         for check in backends::backend_checks(&backend, &home).await? {
             report.push(check);

@@ -68,7 +68,8 @@ pub async fn new(ctx: &Ctx, args: NewArgs) -> Result<i32> {
         coder: args.coder.clone(),
         src_base: args.src_base.clone(),
         accept_new_host_key: args.accept_new_host_key,
-    })?;
+    })
+    .await?;
     if ctx.registry.exists(&args.name) {
         return Err(duplicate_error(
             &args.name,

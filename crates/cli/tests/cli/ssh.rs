@@ -137,6 +137,15 @@ fn ssh_workspace_runs_every_command_on_the_host() {
     let out = r.new_ws("w1");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("not carried"), "{}", stderr(&out));
+    // The push's progress, as plain lines (stderr is not a terminal here).
+    let push_done = format!("cmux: push to {}: Writing objects: ", r.host());
+    assert!(
+        stderr(&out)
+            .lines()
+            .any(|l| l.starts_with(&push_done) && l.ends_with(", done")),
+        "{}",
+        stderr(&out)
+    );
     let created = stdout(&out);
     assert!(
         created.contains(&format!(

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::path::RemotePath;
 
+pub mod git_progress;
 mod init;
 mod lifecycle;
 mod lock;

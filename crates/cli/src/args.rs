@@ -66,6 +66,13 @@ pub enum Cmd {
     Edit(EditArgs),
     /// List a directory of a workspace (default: its top).
     Ls(LsArgs),
+    /// Open an interactive login shell in a workspace, with a terminal.
+    ///
+    /// Local: your $SHELL (bash when unset) with -l, in the workspace directory. SSH
+    /// and Coder: `ssh -t` through the workspace's shared connection (a stopped Coder
+    /// workspace is started), running the host user's login shell in the workspace
+    /// directory. Exits with the shell's exit code.
+    Shell(ShellArgs),
     /// Remove a workspace (refused when it has uncommitted changes, unless --force).
     ///
     /// The worktree is removed; its branch stays in the project, so commits are kept.
@@ -132,6 +139,13 @@ pub struct ListArgs {
     /// Print JSON (an array of workspace records).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `cmux shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Workspace name.
+    pub name: String,
 }
 
 /// `cmux mcp`.

@@ -234,6 +234,45 @@ pub async fn source_for(
     }
 }
 
+/// The `ssh` program, its options (config file, safety options, the ControlMaster's
+/// socket) and the host, for a program that talks to a remote workspace's host itself
+/// (`cmux shell`), with the master connected (and a Coder workspace started) first.
+pub async fn ssh_words(
+    backend: &BackendConfig,
+    home: &CmuxHome,
+) -> Result<(String, Vec<String>, String)> {
+    let ssh = match backend {
+        BackendConfig::Ssh {
+            host,
+            accept_new_host_key,
+            config_file,
+            ..
+        } => {
+            let ssh = SshRuntime::new(
+                host.clone(),
+                ssh_options(config_file.as_ref(), *accept_new_host_key, home),
+            )?;
+            cmux_core::Runtime::ensure_ready(&ssh).await?;
+            ssh
+        }
+        BackendConfig::Coder {
+            workspace,
+            config_file,
+            ..
+        } => {
+            let coder = CoderRuntime::new(workspace, coder_options(config_file.as_ref(), home)?)?;
+            coder.ssh().await?.clone()
+        }
+        other => return Err(not_supported(other)),
+    };
+    let mut words = ssh.ssh_command_words();
+    if words.is_empty() {
+        return Err(CliError::failure("the SSH backend gave no ssh command"));
+    }
+    let program = words.remove(0);
+    Ok((program, words, cmux_core::Runtime::host(&ssh).to_owned()))
+}
+
 /// One line of `cmux doctor`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {

@@ -6,6 +6,7 @@ mod files;
 mod lifecycle;
 mod list;
 mod mcp;
+mod shell;
 
 use anyhow::Result;
 use cmux_core::{RemotePath, SharedRuntime};
@@ -60,6 +61,7 @@ pub async fn run(cmd: Cmd) -> Result<i32> {
         Cmd::Fork(args) => lifecycle::fork(&ctx, &args).await,
         Cmd::Doctor(_) => Ok(0),
         Cmd::Mcp(args) => mcp::run(&ctx, &args).await,
+        Cmd::Shell(args) => shell::run(&ctx, &args).await,
     }
 }
 

@@ -10,6 +10,7 @@ mod coder;
 mod mcp;
 mod refusals;
 mod reliability;
+mod shell;
 mod signals;
 mod ssh;
 mod state_dir;

@@ -6,11 +6,14 @@ use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 failure; 2 usage error; `exec` exits with the command's own
-code, 124 when it timed out, 128+N when killed by signal N, 255 when the connection
-to the workspace's host failed (as ssh does).
+code, 124 when it timed out, 128+N when killed by signal N (also when cmux itself gets
+SIGINT, SIGTERM, SIGHUP or SIGQUIT: it kills the command's process group first), 141
+when the reader of its output went away (`| head`: the command is killed, as SIGPIPE
+would), 255 when the connection to the workspace's host failed (as ssh does).
 
-State lives in $CMUX_HOME (default ~/.cmux): one JSON file per workspace in
-workspaces/, local worktrees in src/<project-id>/<name>, ssh control sockets in ssh/.
+State lives in $CMUX_HOME (default ~/.cmux), private to you (0700 directories, 0600
+files): one JSON file per workspace in workspaces/, local worktrees in
+src/<project-id>/<name>, ssh control sockets in ssh/, per-project locks in locks/.
 Set RUST_LOG=debug for diagnostics on stderr.
 
 SSH hosts are reached with the system ssh and ~/.ssh/config. CMUX_SSH_CONFIG=FILE
@@ -40,7 +43,11 @@ pub enum Cmd {
     /// stderr as it comes. A failing hook is reported with its exit code as a warning:
     /// the workspace stays usable and `cmux new` still exits 0.
     New(NewArgs),
-    /// List workspaces.
+    /// List workspaces: name, project, backend, branch and path.
+    ///
+    /// Names are global (one name, one workspace, whatever its project); --here shows
+    /// only the workspaces of the project of the current directory (or of a local
+    /// workspace of it).
     List(ListArgs),
     /// Run a command in a workspace, streaming its output; exit with its code.
     ///
@@ -136,6 +143,9 @@ pub struct NewArgs {
 /// `cmux list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only the workspaces of the project of the current directory.
+    #[arg(long)]
+    pub here: bool,
     /// Print JSON (an array of workspace records).
     #[arg(long)]
     pub json: bool,

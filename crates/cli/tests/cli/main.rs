@@ -159,12 +159,22 @@ fn help_is_stable() {
     insta::assert_snapshot!("help", stdout(&env.run(&["--help"])));
     insta::assert_snapshot!("help_new", stdout(&env.run(&["new", "--help"])));
     insta::assert_snapshot!("help_exec", stdout(&env.run(&["exec", "--help"])));
+    for command in ["list", "write", "edit", "shell"] {
+        insta::assert_snapshot!(
+            format!("help_{command}"),
+            stdout(&env.run(&[command, "--help"]))
+        );
+    }
 }
 
 #[test]
 fn error_messages_are_one_line_with_the_fix() {
     let env = Env::new();
     env.ok(&["new", "taken"]);
+    let read_only = env.workspace_path("taken").join("ro.txt");
+    std::fs::write(&read_only, "x\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o444)).expect("chmod");
     let not_git = tempfile::tempdir().expect("temp");
     let not_git_path = not_git.path().display().to_string();
     let cases: Vec<(&str, Vec<&str>)> = vec![
@@ -193,6 +203,29 @@ fn error_messages_are_one_line_with_the_fix() {
         (
             "unknown revision",
             vec!["new", "w", "--from", "no-such-ref"],
+        ),
+        // Errors of the agent tools, in CLI words.
+        (
+            "edit: several matches",
+            vec!["edit", "taken", "README.md", "--old", "l", "--new", "L"],
+        ),
+        (
+            "edit: text absent",
+            vec!["edit", "taken", "README.md", "--old", "zzz", "--new", "y"],
+        ),
+        (
+            "edit: no such file",
+            vec!["edit", "taken", "nope.txt", "--old", "a", "--new", "b"],
+        ),
+        ("ls of a file", vec!["ls", "taken", "README.md"]),
+        ("write: a read-only file", vec!["write", "taken", "ro.txt"]),
+        (
+            "exec: the command without --",
+            vec!["exec", "taken", "ls", "-la"],
+        ),
+        (
+            "exec: --cwd that does not exist",
+            vec!["exec", "taken", "--cwd", "nosuchdir", "--", "ls"],
         ),
     ];
     let mut report = String::new();
@@ -745,5 +778,96 @@ pub(crate) fn wait_ready(path: &Path) {
             path.display()
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn list_shows_projects_and_here_filters_to_the_current_one() {
+    let env = Env::new();
+    let other = tempfile::Builder::new()
+        .prefix("other")
+        .tempdir()
+        .expect("temp project");
+    git(other.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(other.path().join("f"), "x\n").expect("write");
+    git(other.path(), &["add", "-A"]);
+    git(other.path(), &["commit", "-q", "-m", "first"]);
+    let other_path = other.path().display().to_string();
+    env.ok(&["new", "a1"]);
+    env.ok(&["new", "a2"]);
+    env.ok(&["new", "b1", "--project", &other_path]);
+
+    let list = env.ok(&["list"]).replace(&other_path, "[OTHER]");
+    insta::assert_snapshot!("list", env.normalize(&list));
+
+    let names = |out: &str| -> Vec<String> {
+        let records: serde_json::Value = serde_json::from_str(out).expect("json");
+        records
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|r| r["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    assert_eq!(names(&env.ok(&["list", "--here", "--json"])), ["a1", "a2"]);
+    // From a local workspace of the project: the same project.
+    let from_ws = env
+        .command(&["list", "--here", "--json"])
+        .current_dir(env.workspace_path("a1"))
+        .output()
+        .expect("cmux runs");
+    assert_eq!(
+        names(&stdout(&from_ws)),
+        ["a1", "a2"],
+        "{}",
+        stderr(&from_ws)
+    );
+    let from_other = env
+        .command(&["list", "--here", "--json"])
+        .current_dir(other.path().canonicalize().expect("canonical"))
+        .output()
+        .expect("cmux runs");
+    assert_eq!(names(&stdout(&from_other)), ["b1"]);
+    let nowhere = tempfile::tempdir().expect("temp");
+    let out = env
+        .command(&["list", "--here"])
+        .current_dir(nowhere.path())
+        .output()
+        .expect("cmux runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a git repository"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn rust_log_is_plain_text_off_a_terminal_and_says_what_exec_and_cat_do() {
+    let env = Env::new();
+    env.ok(&["new", "w"]);
+    for args in [
+        &["exec", "w", "--", "true"][..],
+        &["cat", "w", "README.md"][..],
+    ] {
+        let out = env
+            .command(args)
+            .env("RUST_LOG", "debug")
+            .output()
+            .expect("cmux runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            !out.stderr.contains(&0x1b),
+            "no colour escapes in a log that is not a terminal: {:?}",
+            stderr(&out)
+        );
+        let verb = args[0];
+        assert!(
+            stderr(&out)
+                .lines()
+                .any(|l| l.contains("DEBUG") && l.contains(&format!(" {verb}"))),
+            "a debug line for {verb}: {}",
+            stderr(&out)
+        );
     }
 }

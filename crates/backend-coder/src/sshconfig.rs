@@ -102,6 +102,68 @@ pub async fn resolve(config: Option<&Path>, alias: &str) -> Result<Resolved> {
     Ok(resolved)
 }
 
+/// The Coder workspace behind an SSH host as the user wrote it (`coder.dev`,
+/// `dev.coder`, or whatever the Coder section's `Host` patterns allow), when `ssh -G`
+/// shows that the host goes through Coder's ProxyCommand (`coder ssh --stdio`); `None`
+/// for any other host, including one `ssh -G` refuses (the SSH backend then says why)
+/// and `user@host` (Coder's hosts are named by alias).
+///
+/// Such a host must be used as a Coder workspace (its host-key policy, auto-start and
+/// doctor): as a plain SSH host its key cannot be checked (`ssh-keyscan` cannot go
+/// through a ProxyCommand) and a stopped workspace is never started.
+pub async fn coder_target_of_host(
+    config: Option<&Path>,
+    host: &str,
+) -> Result<Option<crate::CoderTarget>> {
+    if host.contains('@') {
+        return Ok(None);
+    }
+    match resolve(config, host).await {
+        Ok(resolved) if resolved.is_coder() => {}
+        _ => return Ok(None),
+    }
+    let patterns = config_path(config)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|text| section_hosts(&text))
+        .unwrap_or_default();
+    let host_part = host_part_of(host, &patterns).ok_or_else(|| {
+        Error::backend(
+            "coder",
+            format!(
+                "{host:?} goes through Coder's ProxyCommand, but cmux cannot tell which Coder \
+                 workspace it is (it is neither coder.<workspace> nor <workspace>.coder); use \
+                 `--coder <workspace>`"
+            ),
+        )
+    })?;
+    crate::CoderTarget::parse(&host_part).map(Some)
+}
+
+/// `dev` (or `dev.agent`) from `coder.dev` / `dev.coder` / what a section pattern
+/// (`<prefix>*`, `*.<suffix>`) allows.
+fn host_part_of(host: &str, section_patterns: &[String]) -> Option<String> {
+    let mut prefixes = vec!["coder.".to_owned()];
+    let mut suffixes = vec![".coder".to_owned()];
+    for pattern in section_patterns {
+        if let Some(prefix) = pattern.strip_suffix('*').filter(|p| !p.contains('*')) {
+            prefixes.push(prefix.to_owned());
+        } else if let Some(suffix) = pattern.strip_prefix('*').filter(|s| !s.contains('*')) {
+            suffixes.push(suffix.to_owned());
+        }
+    }
+    let stripped = prefixes
+        .iter()
+        .filter(|p| !p.is_empty())
+        .find_map(|p| host.strip_prefix(p.as_str()))
+        .or_else(|| {
+            suffixes
+                .iter()
+                .filter(|s| !s.is_empty())
+                .find_map(|s| host.strip_suffix(s.as_str()))
+        })?;
+    (!stripped.is_empty()).then(|| stripped.to_owned())
+}
+
 /// The ssh config file `coder config-ssh` writes to: `config` when given, else
 /// `~/.ssh/config`.
 pub fn config_path(config: Option<&Path>) -> Option<PathBuf> {
@@ -171,6 +233,20 @@ mod tests {
         ));
         assert!(!is_coder_proxy("ssh -W %h:%p jump"));
         assert!(!is_coder_proxy("nc %h %p"));
+    }
+
+    #[test]
+    fn workspace_names_from_host_names() {
+        let section = vec!["coder.*".to_owned(), "*.corp".to_owned()];
+        assert_eq!(host_part_of("coder.dev", &[]).as_deref(), Some("dev"));
+        assert_eq!(
+            host_part_of("coder.dev.main", &[]).as_deref(),
+            Some("dev.main")
+        );
+        assert_eq!(host_part_of("dev.coder", &[]).as_deref(), Some("dev"));
+        assert_eq!(host_part_of("dev.corp", &section).as_deref(), Some("dev"));
+        assert_eq!(host_part_of("dev.corp", &[]), None);
+        assert_eq!(host_part_of("coder.", &[]), None);
     }
 
     #[test]

@@ -128,6 +128,59 @@ async fn write_target(local: &Path) -> std::io::Result<PathBuf> {
     Err(std::io::Error::other("too many levels of symbolic links"))
 }
 
+/// Refuses to replace `target` (the file a write of `path` would replace) unless we own
+/// it and may write it: see the contract of `Runtime::write_file`.
+fn check_replaceable(target: &Path, meta: &std::fs::Metadata, path: &RemotePath) -> Result<()> {
+    let me = effective_uid();
+    let mode = meta.mode() & 0o7777;
+    let reason = if meta.uid() != me {
+        format!(
+            "belongs to another user (uid {}), not to you (uid {me})",
+            meta.uid()
+        )
+    } else if mode & 0o200 == 0 {
+        format!("is read-only (mode {mode:04o})")
+    } else if !may_write(target) {
+        // Owner bits allow it, but an ACL or a read-only mount does not.
+        format!("is not writable for you (mode {mode:04o})")
+    } else {
+        return Ok(());
+    };
+    let path = match RemotePath::new(target.to_string_lossy()) {
+        Ok(target) if target.as_str() != path.as_str() => target,
+        _ => path.clone(),
+    };
+    Err(Error::NotWritable {
+        host: HOST.into(),
+        path,
+        reason,
+    })
+}
+
+#[allow(unsafe_code)]
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `access(W_OK)` with the effective ids (`faccessat(AT_EACCESS)`).
+#[allow(unsafe_code)]
+fn may_write(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: c_path is a valid NUL-terminated string that outlives the call.
+    unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::W_OK,
+            libc::AT_EACCESS,
+        ) == 0
+    }
+}
+
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Removes the stale cmux temporary files of `dir` (see [`cmux_core::temp`]). Best
@@ -168,7 +221,10 @@ pub(crate) async fn write_atomic(
                 message: "is a directory, not a file".into(),
             })
         }
-        Ok(meta) => Some(meta.mode() & 0o7777),
+        Ok(meta) => {
+            check_replaceable(&target, &meta, path)?;
+            Some(meta.mode() & 0o7777)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io(e)),
     };

@@ -11,15 +11,31 @@
 //! [`cmux_core::temp`]: a write into a directory first removes the cmux temporary files
 //! there untouched for more than 10 minutes (each directory swept at most once every
 //! 10 minutes per runtime).
+//!
+//! ## Commands never outlive their owner
+//!
+//! When the process that holds the runtime dies, even by SIGKILL (an MCP client
+//! crashing, the OOM killer), the commands still running are killed with their whole
+//! process group, background children included. One watchdog process per runtime (a
+//! small `bash`, started with the first command) holds a pipe that only this process
+//! can write to; when the pipe closes it sends SIGKILL to the groups of the commands
+//! that are still running. Dropping the runtime (its last clone, and every
+//! [`Process`] it started) does the same. Covered: every command from its
+//! registration right after spawn until its `bash` is reaped. Not covered: children
+//! left running in the background by a command that has already exited (their group
+//! is unregistered once its leader is reaped, because its number may then be reused),
+//! and a command spawned in the instant before its owner died. Details in the
+//! `watchdog` module.
 
 #![deny(missing_docs)]
 
 mod files;
 mod process;
+mod watchdog;
 pub mod workspace;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 pub use workspace::LocalSource;
@@ -33,6 +49,8 @@ use cmux_core::{
 pub struct LocalRuntime {
     home: RemotePath,
     sweeper: Arc<cmux_core::temp::TempSweeper>,
+    /// Started with the first command; shared by every clone of this runtime.
+    watchdog: Arc<OnceLock<Option<Arc<watchdog::Watchdog>>>>,
 }
 
 impl LocalRuntime {
@@ -56,6 +74,7 @@ impl LocalRuntime {
         Ok(LocalRuntime {
             home,
             sweeper: Arc::default(),
+            watchdog: Arc::default(),
         })
     }
 
@@ -95,7 +114,11 @@ impl Runtime for LocalRuntime {
     }
 
     async fn exec(&self, req: ExecRequest) -> Result<Process> {
-        process::spawn(&self.home, req)
+        let watchdog = self
+            .watchdog
+            .get_or_init(|| watchdog::Watchdog::start().map(Arc::new))
+            .clone();
+        process::spawn(&self.home, req, watchdog)
     }
 
     async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>> {

@@ -7,9 +7,17 @@ use cmux_core::{
     Error, ExecRequest, ExitStatus, Process, ProcessControl, RemotePath, Result, Stdin,
 };
 
+use std::sync::Arc;
+
+use crate::watchdog::Watchdog;
 use crate::HOST;
 
-pub(crate) fn spawn(home: &RemotePath, req: ExecRequest) -> Result<Process> {
+/// Starts `req`; its process group is registered with `watchdog` until it is reaped.
+pub(crate) fn spawn(
+    home: &RemotePath,
+    req: ExecRequest,
+    watchdog: Option<Arc<Watchdog>>,
+) -> Result<Process> {
     // The same script remote backends send: cwd, env and the non-interactive variables
     // behave identically everywhere.
     let script = req.to_shell_script()?;
@@ -30,6 +38,13 @@ pub(crate) fn spawn(home: &RemotePath, req: ExecRequest) -> Result<Process> {
         source: e,
     })?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    let watched = match (&watchdog, pgid) {
+        (Some(watchdog), Some(pgid)) => {
+            watchdog.register(pgid);
+            Some((watchdog.clone(), pgid))
+        }
+        _ => None,
+    };
     let stdin = child
         .stdin
         .take()
@@ -42,7 +57,11 @@ pub(crate) fn spawn(home: &RemotePath, req: ExecRequest) -> Result<Process> {
         .stderr
         .take()
         .map(|s| Box::pin(s) as cmux_core::BoxRead);
-    let control = LocalControl { child, pgid };
+    let control = LocalControl {
+        child,
+        pgid,
+        watched,
+    };
     Ok(Process::new(
         HOST,
         stdin,
@@ -56,6 +75,24 @@ pub(crate) fn spawn(home: &RemotePath, req: ExecRequest) -> Result<Process> {
 struct LocalControl {
     child: tokio::process::Child,
     pgid: Option<i32>,
+    /// The watchdog this command's group is registered with, until it is reaped.
+    watched: Option<(Arc<Watchdog>, i32)>,
+}
+
+impl LocalControl {
+    fn unregister(&mut self) {
+        if let Some((watchdog, pgid)) = self.watched.take() {
+            watchdog.unregister(pgid);
+        }
+    }
+}
+
+impl Drop for LocalControl {
+    fn drop(&mut self) {
+        // Not reaped by us: whoever reaps it later frees its number, which must then
+        // not be in the watchdog's list.
+        self.unregister();
+    }
 }
 
 #[async_trait]
@@ -67,6 +104,8 @@ impl ProcessControl for LocalControl {
             context: "waiting for command".into(),
             source: e,
         })?;
+        // Reaped: from now on the pgid may name an unrelated process.
+        self.unregister();
         Ok(match (status.code(), status.signal()) {
             (Some(code), _) => ExitStatus::Exited(code),
             (None, Some(sig)) => ExitStatus::Signaled(sig),

@@ -1,6 +1,8 @@
 //! [`LocalSource`]: workspaces on this machine are git worktrees of the project itself
-//! under `$CMUX_HOME/src/<project-id>/<name>`, or the project directory in place.
+//! under `$CMUX_HOME/src/<project-id>/<name>` (directories created 0700), or the project
+//! directory in place.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -50,6 +52,18 @@ impl SourceProvider for LocalSource {
         from: Option<&str>,
         _progress: &dyn Progress,
     ) -> Result<String> {
+        // Private before the first worktree lands there: the checkouts of a project are
+        // nobody else's business (git would make these directories 0755).
+        let base = self.src_dir.join(project.id());
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&base)
+            .map_err(|e| Error::Io {
+                host: "local".into(),
+                context: format!("creating {} (mode 0700)", base.display()),
+                source: e,
+            })?;
         match from {
             Some(from) => Ok(from.to_owned()),
             None => project.current_head().await,

@@ -96,6 +96,40 @@ async fn local_git(project: &Project, args: &[&str], envs: &[(&str, String)]) ->
     }
 }
 
+/// `git push` (given `--progress`) with its progress reported as
+/// [`ProgressEvent::Transfer`]s of `what`; errors as [`local_git`]'s.
+async fn push_with_progress(
+    project: &Project,
+    args: &[&str],
+    ssh_command: String,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<String> {
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("-C")
+        .arg(project.path())
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_SSH_COMMAND", ssh_command)
+        .stdin(std::process::Stdio::null());
+    let out = cmux_core::workspace::git_progress::run_with_progress(cmd, what, progress)
+        .await
+        .map_err(|e| Error::Io {
+            host: "local".into(),
+            context: "running git (is git installed and on PATH?)".into(),
+            source: e,
+        })?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    }
+    Err(Error::CommandFailed {
+        host: "local".into(),
+        command: "git push".into(),
+        code: out.status.code().unwrap_or(-1),
+        stderr: cmux_core::runtime::tail(&String::from_utf8_lossy(&out.stderr), 2000),
+    })
+}
+
 #[async_trait]
 impl SourceProvider for SshSource {
     async fn layout(&self, project: &Project) -> Result<SourceLayout> {
@@ -157,10 +191,12 @@ impl SourceProvider for SshSource {
         let ssh = quote::join(self.runtime.ssh_command_words());
         let url = format!("ssh://{host}{}", layout.repo);
         let refspec = format!("+{commit}:{}", sync_ref(&rev));
-        local_git(
+        push_with_progress(
             project,
-            &["push", "--quiet", "--no-verify", &url, &refspec],
-            &[("GIT_SSH_COMMAND", ssh)],
+            &["push", "--progress", "--no-verify", &url, &refspec],
+            ssh,
+            &format!("push to {host}"),
+            progress,
         )
         .await
         .map_err(|e| match e {

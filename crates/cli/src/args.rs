@@ -6,11 +6,14 @@ use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 failure; 2 usage error; `exec` exits with the command's own
-code, 124 when it timed out, 128+N when killed by signal N, 255 when the connection
-to the workspace's host failed (as ssh does).
+code, 124 when it timed out, 128+N when killed by signal N (also when cmux itself gets
+SIGINT, SIGTERM, SIGHUP or SIGQUIT: it kills the command's process group first), 141
+when the reader of its output went away (`| head`: the command is killed, as SIGPIPE
+would), 255 when the connection to the workspace's host failed (as ssh does).
 
-State lives in $CMUX_HOME (default ~/.cmux): one JSON file per workspace in
-workspaces/, local worktrees in src/<project-id>/<name>, ssh control sockets in ssh/.
+State lives in $CMUX_HOME (default ~/.cmux), private to you (0700 directories, 0600
+files): one JSON file per workspace in workspaces/, local worktrees in
+src/<project-id>/<name>, ssh control sockets in ssh/, per-project locks in locks/.
 Set RUST_LOG=debug for diagnostics on stderr.
 
 SSH hosts are reached with the system ssh and ~/.ssh/config. CMUX_SSH_CONFIG=FILE
@@ -40,7 +43,11 @@ pub enum Cmd {
     /// stderr as it comes. A failing hook is reported with its exit code as a warning:
     /// the workspace stays usable and `cmux new` still exits 0.
     New(NewArgs),
-    /// List workspaces.
+    /// List workspaces: name, project, backend, branch and path.
+    ///
+    /// Names are global (one name, one workspace, whatever its project); --here shows
+    /// only the workspaces of the project of the current directory (or of a local
+    /// workspace of it).
     List(ListArgs),
     /// Run a command in a workspace, streaming its output; exit with its code.
     ///
@@ -53,11 +60,26 @@ pub enum Cmd {
     /// Print a file of a workspace (streamed; paths are relative to the workspace).
     Cat(PathArgs),
     /// Replace a file of a workspace with standard input, atomically.
-    Write(PathArgs),
+    ///
+    /// A file you may not write (read-only, such as 0444) or that another user owns is
+    /// refused: replacing it would quietly defeat its mode, or take it from its owner.
+    /// --force replaces it anyway: the file is removed, then written as a new file of
+    /// yours (mode 0644 less the umask; its old mode and owner are not kept).
+    Write(WriteArgs),
     /// Replace an exact string in a file of a workspace.
+    ///
+    /// Read-only files and other users' files are refused, as for `cmux write`;
+    /// --force replaces them with a new file of yours holding the edited text.
     Edit(EditArgs),
     /// List a directory of a workspace (default: its top).
     Ls(LsArgs),
+    /// Open an interactive login shell in a workspace, with a terminal.
+    ///
+    /// Local: your $SHELL (bash when unset) with -l, in the workspace directory. SSH
+    /// and Coder: `ssh -t` through the workspace's shared connection (a stopped Coder
+    /// workspace is started), running the host user's login shell in the workspace
+    /// directory. Exits with the shell's exit code.
+    Shell(ShellArgs),
     /// Remove a workspace (refused when it has uncommitted changes, unless --force).
     ///
     /// The worktree is removed; its branch stays in the project, so commits are kept.
@@ -121,9 +143,19 @@ pub struct NewArgs {
 /// `cmux list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only the workspaces of the project of the current directory.
+    #[arg(long)]
+    pub here: bool,
     /// Print JSON (an array of workspace records).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `cmux shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Workspace name.
+    pub name: String,
 }
 
 /// `cmux mcp`.
@@ -152,13 +184,26 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// `cmux cat` and `cmux write`.
+/// `cmux cat`.
 #[derive(Debug, Args)]
 pub struct PathArgs {
     /// Workspace name.
     pub name: String,
     /// File path, relative to the workspace.
     pub path: String,
+}
+
+/// `cmux write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Workspace name.
+    pub name: String,
+    /// File path, relative to the workspace.
+    pub path: String,
+    /// Replace the file even if it is read-only or another user's (it becomes a new
+    /// file of yours).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `cmux edit`.
@@ -177,6 +222,10 @@ pub struct EditArgs {
     /// Replace every occurrence.
     #[arg(long)]
     pub all: bool,
+    /// Edit the file even if it is read-only or another user's (it becomes a new file
+    /// of yours).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `cmux ls`.

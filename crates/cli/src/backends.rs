@@ -32,13 +32,32 @@ pub struct BackendFlags {
 }
 
 /// The backend the flags ask for (`--local`, the default, when none).
-pub fn backend_from_flags(flags: &BackendFlags) -> Result<BackendConfig> {
+///
+/// An `--ssh` host that `ssh -G` shows behind Coder's ProxyCommand (`coder.dev` after
+/// `coder config-ssh`, as Coder's docs tell users to write it) is a Coder workspace:
+/// it gets the Coder backend (its host-key policy, auto-start and doctor), exactly as
+/// `--coder dev` would, with a note on stderr. Costs one local `ssh -G`.
+pub async fn backend_from_flags(flags: &BackendFlags) -> Result<BackendConfig> {
     if let Some(host) = &flags.ssh {
+        let config_file = ssh_config_from_env()?;
+        if let Some(target) =
+            cmux_backend_coder::sshconfig::coder_target_of_host(config_file.as_deref(), host)
+                .await?
+        {
+            err!(
+                "cmux: note: {host} goes through Coder's ProxyCommand (`coder ssh --stdio`): using it as `--coder {target}` (Coder's host-key policy, auto-start and doctor)"
+            );
+            return Ok(BackendConfig::Coder {
+                workspace: target.to_string(),
+                src_base: flags.src_base.clone(),
+                config_file,
+            });
+        }
         return Ok(BackendConfig::Ssh {
             host: host.clone(),
             src_base: flags.src_base.clone(),
             accept_new_host_key: flags.accept_new_host_key,
-            config_file: ssh_config_from_env()?,
+            config_file,
         });
     }
     if let Some(workspace) = &flags.coder {
@@ -213,6 +232,45 @@ pub async fn source_for(
         }
         other => Err(not_supported(other)),
     }
+}
+
+/// The `ssh` program, its options (config file, safety options, the ControlMaster's
+/// socket) and the host, for a program that talks to a remote workspace's host itself
+/// (`cmux shell`), with the master connected (and a Coder workspace started) first.
+pub async fn ssh_words(
+    backend: &BackendConfig,
+    home: &CmuxHome,
+) -> Result<(String, Vec<String>, String)> {
+    let ssh = match backend {
+        BackendConfig::Ssh {
+            host,
+            accept_new_host_key,
+            config_file,
+            ..
+        } => {
+            let ssh = SshRuntime::new(
+                host.clone(),
+                ssh_options(config_file.as_ref(), *accept_new_host_key, home),
+            )?;
+            cmux_core::Runtime::ensure_ready(&ssh).await?;
+            ssh
+        }
+        BackendConfig::Coder {
+            workspace,
+            config_file,
+            ..
+        } => {
+            let coder = CoderRuntime::new(workspace, coder_options(config_file.as_ref(), home)?)?;
+            coder.ssh().await?.clone()
+        }
+        other => return Err(not_supported(other)),
+    };
+    let mut words = ssh.ssh_command_words();
+    if words.is_empty() {
+        return Err(CliError::failure("the SSH backend gave no ssh command"));
+    }
+    let program = words.remove(0);
+    Ok((program, words, cmux_core::Runtime::host(&ssh).to_owned()))
 }
 
 /// One line of `cmux doctor`.

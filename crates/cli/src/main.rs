@@ -23,12 +23,17 @@ mod error;
 mod home;
 mod progress;
 mod registry;
+mod usage;
+mod words;
 
 use clap::Parser;
 
 fn main() {
     init_tracing();
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -54,13 +59,29 @@ fn main() {
     std::process::exit(code);
 }
 
-/// `RUST_LOG`-style diagnostics on stderr; silent by default.
+/// Exits for a command line clap refused: with the fix when cmux knows it (exit 2, as
+/// clap), else with clap's own message (and its exit code: 0 for --help).
+fn usage_error(e: clap::Error) -> ! {
+    if e.kind() == clap::error::ErrorKind::UnknownArgument {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Some(fix) = usage::forgotten_dashes(&args) {
+            err!("cmux: error: {fix}");
+            std::process::exit(2);
+        }
+    }
+    e.exit()
+}
+
+/// `RUST_LOG`-style diagnostics on stderr; silent by default. Colours only when stderr
+/// is a terminal: escape codes in a log file or a CI log are noise.
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

@@ -174,12 +174,17 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl Registry {
     /// The registry in `dir` (created when missing).
     pub fn open(dir: PathBuf) -> Result<Registry> {
-        std::fs::create_dir_all(&dir).with_context(|| {
-            format!(
-                "creating the registry {} (set CMUX_HOME to a writable directory)",
-                dir.display()
-            )
-        })?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| {
+                format!(
+                    "creating the registry {} (set CMUX_HOME to a writable directory)",
+                    dir.display()
+                )
+            })?;
         Ok(Registry { dir })
     }
 
@@ -199,9 +204,12 @@ impl Registry {
         let mut bytes = serde_json::to_vec_pretty(record).context("encoding the record")?;
         bytes.push(b'\n');
         let result = (|| -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Private from the first byte: entries name projects and hosts.
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&temp)?;
             file.write_all(&bytes)?;
             file.sync_all()

@@ -115,6 +115,14 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// never a mix. An existing file keeps its mode; writing through a symlink updates
     /// the link's target. New files get mode 0644 (subject to umask).
     ///
+    /// An existing file (the link's target, through a symlink) is replaced only when the
+    /// runtime's user owns it and may write it: its owner write bit is set and
+    /// `access(W_OK)` allows it. Otherwise the result is [`Error::NotWritable`] and
+    /// nothing changes. Why: the atomic rename needs only the directory's permission,
+    /// so it would quietly replace a 0444 file, or a file of another user (who would
+    /// lose it: the new file is ours). A caller that means it (`cmux write --force`)
+    /// removes the file first, then writes a new one.
+    ///
     /// A writer killed mid-write leaves the target intact and a temporary file beside
     /// it; backends remove such left-overs by the rule of [`crate::temp`] (older than
     /// 10 minutes, swept before a later write into the same directory).

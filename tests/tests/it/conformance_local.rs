@@ -85,6 +85,7 @@ cases!(
     odd_names,
     atomic_rewrite,
     mode_kept,
+    write_refuses_unwritable,
     write_through_symlink,
     not_found,
     permission_denied,

@@ -81,7 +81,7 @@ pub async fn run(args: &DoctorArgs) -> Result<i32> {
             accept_new_host_key: args.accept_new_host_key,
             ..Default::default()
         };
-        let backend = backends::backend_from_flags(&flags)?;
+        let backend = backends::backend_from_flags(&flags).await?;
         let home = CmuxHome::from_env()?;
         for check in backends::backend_checks(&backend, &home).await? {
             report.push(check);
@@ -128,11 +128,17 @@ async fn local(report: &mut Report) {
         Ok(home) => {
             let dir = home.root().to_path_buf();
             let probe = dir.join(format!(".doctor-probe.{}", std::process::id()));
-            let result = std::fs::create_dir_all(&dir)
-                .and_then(|()| std::fs::write(&probe, b"ok"))
-                .and_then(|()| std::fs::remove_file(&probe));
+            if let Err(e) = home.ensure_private() {
+                report.line(false, "CMUX_HOME", &format!("{e:#}"));
+                return;
+            }
+            let result = write_private(&probe).and_then(|()| std::fs::remove_file(&probe));
             match result {
-                Ok(()) => report.line(true, "CMUX_HOME", &format!("{} is writable", dir.display())),
+                Ok(()) => report.line(
+                    true,
+                    "CMUX_HOME",
+                    &format!("{} is writable and private (0700)", dir.display()),
+                ),
                 Err(e) => report.line(
                     false,
                     "CMUX_HOME",
@@ -146,8 +152,21 @@ async fn local(report: &mut Report) {
     }
 }
 
+/// Creates `path` with mode 0600 and a few bytes.
+fn write_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(b"ok")
+}
+
 async fn workspace(report: &mut Report, name: &str) -> Result<()> {
     let home = CmuxHome::from_env()?;
+    home.ensure_private()?;
     let ctx = Ctx {
         registry: crate::registry::Registry::open(home.workspaces_dir())?,
         home,

@@ -49,7 +49,7 @@ fn print_record(record: &Record, json: bool, verb: &str) -> Result<()> {
 
 async fn run_init(lifecycle: &Lifecycle, record: &Record) -> Result<()> {
     lifecycle
-        .init(&record.workspace(), &StderrProgress)
+        .init(&record.workspace(), &StderrProgress::new())
         .await
         .map(|_| ())
         .or_else(|e| {
@@ -68,7 +68,8 @@ pub async fn new(ctx: &Ctx, args: NewArgs) -> Result<i32> {
         coder: args.coder.clone(),
         src_base: args.src_base.clone(),
         accept_new_host_key: args.accept_new_host_key,
-    })?;
+    })
+    .await?;
     if ctx.registry.exists(&args.name) {
         return Err(duplicate_error(
             &args.name,
@@ -91,7 +92,7 @@ pub async fn new(ctx: &Ctx, args: NewArgs) -> Result<i32> {
     let remote_and_clean =
         record.backend != BackendConfig::Local && !project.has_uncommitted_changes().await?;
     let ws = lifecycle
-        .create(&args.name, &project, &options, &StderrProgress)
+        .create(&args.name, &project, &options, &StderrProgress::new())
         .await?;
     if remote_and_clean {
         err!(
@@ -121,7 +122,7 @@ pub async fn rm(ctx: &Ctx, args: &RmArgs) -> Result<i32> {
     let record = ctx.registry.load(&args.name)?;
     let lifecycle = backends::lifecycle_for(&record.backend, &ctx.home).await?;
     let outcome = lifecycle
-        .delete(&record.workspace(), args.force, &StderrProgress)
+        .delete(&record.workspace(), args.force, &StderrProgress::new())
         .await?;
     ctx.registry.remove(&record.name)?;
     let note = match outcome {
@@ -166,7 +167,7 @@ pub async fn rename(ctx: &Ctx, args: &RenameArgs) -> Result<i32> {
     record.state = State::Creating;
     let reservation = ctx.registry.reserve(&record)?;
     let ws = lifecycle
-        .rename(&old.workspace(), &args.new, &StderrProgress)
+        .rename(&old.workspace(), &args.new, &StderrProgress::new())
         .await?;
     record.update_from(&ws);
     record.state = old.state;
@@ -195,7 +196,7 @@ pub async fn fork(ctx: &Ctx, args: &ForkArgs) -> Result<i32> {
     record.created_at = crate::registry::now_secs();
     let reservation = ctx.registry.reserve(&record)?;
     let ws = lifecycle
-        .fork(&source.workspace(), &args.new, &StderrProgress)
+        .fork(&source.workspace(), &args.new, &StderrProgress::new())
         .await?;
     record.update_from(&ws);
     record.state = State::Ready;

@@ -6,6 +6,7 @@ mod files;
 mod lifecycle;
 mod list;
 mod mcp;
+mod shell;
 
 use anyhow::Result;
 use cmux_core::{RemotePath, SharedRuntime};
@@ -26,6 +27,7 @@ pub struct Ctx {
 impl Ctx {
     fn open() -> Result<Ctx> {
         let home = CmuxHome::from_env()?;
+        home.ensure_private()?;
         let registry = Registry::open(home.workspaces_dir())?;
         Ok(Ctx { home, registry })
     }
@@ -59,6 +61,7 @@ pub async fn run(cmd: Cmd) -> Result<i32> {
         Cmd::Fork(args) => lifecycle::fork(&ctx, &args).await,
         Cmd::Doctor(_) => Ok(0),
         Cmd::Mcp(args) => mcp::run(&ctx, &args).await,
+        Cmd::Shell(args) => shell::run(&ctx, &args).await,
     }
 }
 
@@ -73,4 +76,27 @@ pub async fn resolve_in(
         return Ok(runtime.resolve_path(path).await?);
     }
     Ok(root.join(path)?.normalize())
+}
+
+/// `--cwd dir` of `cmux exec`, resolved in the workspace and checked to be a
+/// directory: a clear error before anything runs, instead of bash's raw `cd` failure
+/// and exit 126. Costs one `stat` (one round trip on SSH), only when `--cwd` is given.
+pub async fn resolve_cwd(
+    runtime: &SharedRuntime,
+    record: &Record,
+    dir: &str,
+) -> Result<RemotePath> {
+    let path = resolve_in(runtime, &record.path, dir).await?;
+    let problem = match runtime.stat(&path).await {
+        Ok(meta) if meta.kind == cmux_core::FileKind::Dir => return Ok(path),
+        Ok(_) => "is not a directory",
+        Err(cmux_core::Error::NotFound { .. }) => "does not exist",
+        Err(e) => return Err(e.into()),
+    };
+    Err(crate::error::CliError::failure(format!(
+        "--cwd {dir:?}: {path} {problem} on {} (workspace {}); nothing was run: give a directory of the workspace (see `cmux ls {}`)",
+        runtime.host(),
+        record.name,
+        record.name,
+    )))
 }

@@ -120,3 +120,38 @@ fn coder_errors_are_one_line_with_the_fix() {
         stderr(&out)
     );
 }
+
+/// `--ssh coder.dev`, as Coder's docs tell users to write it after `coder config-ssh`,
+/// is `--coder dev`: the workspace is started, its host key is Coder's business (no
+/// "host key unknown… ssh-keyscan coder.dev", which cannot work through a
+/// ProxyCommand), and doctor checks Coder.
+#[test]
+fn an_ssh_host_behind_coders_proxy_is_a_coder_workspace() {
+    let Some(d) = Deployment::start() else { return };
+    d.fake.config_ssh(&d.sshd, &[]);
+    let base = d.sshd.scratch().join("base").display().to_string();
+    let out = d.run(&["new", "feat", "--ssh", "coder.dev", "--src-base", &base]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("coder.dev goes through Coder's ProxyCommand")
+            && err.contains("`--coder dev`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("workspace dev is stopped; starting it"),
+        "{err}"
+    );
+    assert!(stdout(&out).contains("coder:dev"), "{}", stdout(&out));
+    assert_eq!(d.fake.status("dev"), "running");
+    let list: serde_json::Value = serde_json::from_str(&d.ok(&["list", "--json"])).expect("json");
+    assert_eq!(list[0]["backend"]["kind"], "coder");
+    assert_eq!(list[0]["backend"]["workspace"], "dev");
+    assert_eq!(d.ok(&["cat", "feat", "README.md"]), "hello\n");
+
+    let report = d.ok(&["doctor", "--ssh", "coder.dev"]);
+    assert!(
+        report.contains("coder") && report.contains("dev is running"),
+        "{report}"
+    );
+}

@@ -8,8 +8,12 @@ use tempfile::TempDir;
 
 mod coder;
 mod mcp;
+mod refusals;
 mod reliability;
+mod shell;
+mod signals;
 mod ssh;
+mod state_dir;
 
 /// A temp `CMUX_HOME` and a temp project with one commit.
 struct Env {
@@ -155,12 +159,22 @@ fn help_is_stable() {
     insta::assert_snapshot!("help", stdout(&env.run(&["--help"])));
     insta::assert_snapshot!("help_new", stdout(&env.run(&["new", "--help"])));
     insta::assert_snapshot!("help_exec", stdout(&env.run(&["exec", "--help"])));
+    for command in ["list", "write", "edit", "shell"] {
+        insta::assert_snapshot!(
+            format!("help_{command}"),
+            stdout(&env.run(&[command, "--help"]))
+        );
+    }
 }
 
 #[test]
 fn error_messages_are_one_line_with_the_fix() {
     let env = Env::new();
     env.ok(&["new", "taken"]);
+    let read_only = env.workspace_path("taken").join("ro.txt");
+    std::fs::write(&read_only, "x\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o444)).expect("chmod");
     let not_git = tempfile::tempdir().expect("temp");
     let not_git_path = not_git.path().display().to_string();
     let cases: Vec<(&str, Vec<&str>)> = vec![
@@ -189,6 +203,29 @@ fn error_messages_are_one_line_with_the_fix() {
         (
             "unknown revision",
             vec!["new", "w", "--from", "no-such-ref"],
+        ),
+        // Errors of the agent tools, in CLI words.
+        (
+            "edit: several matches",
+            vec!["edit", "taken", "README.md", "--old", "l", "--new", "L"],
+        ),
+        (
+            "edit: text absent",
+            vec!["edit", "taken", "README.md", "--old", "zzz", "--new", "y"],
+        ),
+        (
+            "edit: no such file",
+            vec!["edit", "taken", "nope.txt", "--old", "a", "--new", "b"],
+        ),
+        ("ls of a file", vec!["ls", "taken", "README.md"]),
+        ("write: a read-only file", vec!["write", "taken", "ro.txt"]),
+        (
+            "exec: the command without --",
+            vec!["exec", "taken", "ls", "-la"],
+        ),
+        (
+            "exec: --cwd that does not exist",
+            vec!["exec", "taken", "--cwd", "nosuchdir", "--", "ls"],
         ),
     ];
     let mut report = String::new();
@@ -588,51 +625,249 @@ fn interrupting_exec_kills_the_command_group() {
     env.ok(&["new", "w"]);
     let ws = env.workspace_path("w");
     let child = env
-        .command(&["exec", "w", "--", "sleep 300 & echo $! > bg.pid; wait"])
+        .command(&["exec", "w", "--", GROUP_COMMAND])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cmux starts");
-    interrupt_and_check_group(child, &ws.join("bg.pid"), "");
+    signal_and_check_group(child, &ws.join("bg.pid"), "INT", 130, "");
 }
 
-/// Waits for the command of `child` (a `cmux exec` of `sleep 300 & echo $! > bg.pid;
-/// wait`) to write its background pid, sends SIGINT to cmux, and checks cmux exits 130
-/// and the background child died with the command's process group (`where_`: "" or
-/// " on the host", for the messages).
-pub(crate) fn interrupt_and_check_group(child: std::process::Child, pid_file: &Path, where_: &str) {
-    let mut bg = String::new();
-    for _ in 0..600 {
-        bg = std::fs::read_to_string(pid_file).unwrap_or_default();
-        if bg.ends_with('\n') {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let bg = bg.trim().to_owned();
-    assert!(!bg.is_empty(), "the command started{where_}");
+/// A command with a background child whose pid it writes to `bg.pid`, then waits.
+pub(crate) const GROUP_COMMAND: &str = "sleep 300 & echo $! > bg.pid; wait";
+
+/// How long a test waits for something that must happen (generous: the machine is
+/// shared and loaded; this bounds a hang, it measures nothing).
+pub(crate) const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits for `child`'s command (a `cmux exec` of [`GROUP_COMMAND`]) to write its
+/// background pid, sends `signal` (`INT`, `HUP`...) to cmux, and checks cmux exits
+/// `code` and the background child died with the command's process group (`where_`:
+/// "" or " on the host", for the messages).
+pub(crate) fn signal_and_check_group(
+    child: std::process::Child,
+    pid_file: &Path,
+    signal: &str,
+    code: i32,
+    where_: &str,
+) {
+    let bg = read_pid(pid_file);
     let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(killed.success());
     let out = child.wait_with_output().expect("cmux ends");
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "SIG{signal}: {}",
+        stderr(&out)
+    );
     // The background child of the command went with its process group (for SSH the
     // host is this machine).
-    let mut gone = false;
-    for _ in 0..100 {
-        let alive = Command::new("kill")
-            .args(["-0", &bg])
-            .stderr(Stdio::null())
-            .status()
-            .expect("kill runs")
-            .success();
-        if !alive {
-            gone = true;
-            break;
+    wait_gone(
+        &[bg],
+        &format!("background sleep{where_} after SIG{signal}"),
+    );
+}
+
+/// True while `pid` is a live (not zombie) process.
+pub(crate) fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The pid written (with its newline) to `path`, once it is there.
+pub(crate) fn read_pid(path: &Path) -> u32 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(pid) = text.trim().parse() {
+                if text.ends_with('\n') {
+                    return pid;
+                }
+            }
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(gone, "background sleep {bg} was killed{where_}");
+}
+
+/// Waits until none of `pids` is alive; fails naming `what` after [`PATIENCE`].
+pub(crate) fn wait_gone(pids: &[u32], what: &str) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still running ({pids:?})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Live processes whose command line contains `tag`.
+pub(crate) fn tagged_processes(tag: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(tag) && alive(pid) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// A tag unique to this test run, to find its processes.
+pub(crate) fn unique_tag(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("cmux-test-{what}-{}-{nanos}", std::process::id())
+}
+
+/// A command that starts two background children and a foreground one, all carrying
+/// `tag` in their command line, and writes `ready` once they run.
+pub(crate) fn tagged_command(tag: &str) -> String {
+    format!(
+        "(exec -a {tag} sleep 300) & (exec -a {tag} sleep 301) & echo started > ready; exec -a {tag} sleep 302"
+    )
+}
+
+/// After cmux was killed: waits up to 5 s (polling) until no process carries `tag`.
+pub(crate) fn assert_no_tagged_process_within_5s(tag: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = tagged_processes(tag);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: processes still running 5 s later: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits until a command wrote the file `path` (a line ending in a newline).
+pub(crate) fn wait_ready(path: &Path) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !std::fs::read_to_string(path).is_ok_and(|t| t.ends_with('\n')) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn list_shows_projects_and_here_filters_to_the_current_one() {
+    let env = Env::new();
+    let other = tempfile::Builder::new()
+        .prefix("other")
+        .tempdir()
+        .expect("temp project");
+    git(other.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(other.path().join("f"), "x\n").expect("write");
+    git(other.path(), &["add", "-A"]);
+    git(other.path(), &["commit", "-q", "-m", "first"]);
+    let other_path = other.path().display().to_string();
+    env.ok(&["new", "a1"]);
+    env.ok(&["new", "a2"]);
+    env.ok(&["new", "b1", "--project", &other_path]);
+
+    let list = env.ok(&["list"]).replace(&other_path, "[OTHER]");
+    insta::assert_snapshot!("list", env.normalize(&list));
+
+    let names = |out: &str| -> Vec<String> {
+        let records: serde_json::Value = serde_json::from_str(out).expect("json");
+        records
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|r| r["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    assert_eq!(names(&env.ok(&["list", "--here", "--json"])), ["a1", "a2"]);
+    // From a local workspace of the project: the same project.
+    let from_ws = env
+        .command(&["list", "--here", "--json"])
+        .current_dir(env.workspace_path("a1"))
+        .output()
+        .expect("cmux runs");
+    assert_eq!(
+        names(&stdout(&from_ws)),
+        ["a1", "a2"],
+        "{}",
+        stderr(&from_ws)
+    );
+    let from_other = env
+        .command(&["list", "--here", "--json"])
+        .current_dir(other.path().canonicalize().expect("canonical"))
+        .output()
+        .expect("cmux runs");
+    assert_eq!(names(&stdout(&from_other)), ["b1"]);
+    let nowhere = tempfile::tempdir().expect("temp");
+    let out = env
+        .command(&["list", "--here"])
+        .current_dir(nowhere.path())
+        .output()
+        .expect("cmux runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a git repository"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn rust_log_is_plain_text_off_a_terminal_and_says_what_exec_and_cat_do() {
+    let env = Env::new();
+    env.ok(&["new", "w"]);
+    for args in [
+        &["exec", "w", "--", "true"][..],
+        &["cat", "w", "README.md"][..],
+    ] {
+        let out = env
+            .command(args)
+            .env("RUST_LOG", "debug")
+            .output()
+            .expect("cmux runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            !out.stderr.contains(&0x1b),
+            "no colour escapes in a log that is not a terminal: {:?}",
+            stderr(&out)
+        );
+        let verb = args[0];
+        assert!(
+            stderr(&out)
+                .lines()
+                .any(|l| l.contains("DEBUG") && l.contains(&format!(" {verb}"))),
+            "a debug line for {verb}: {}",
+            stderr(&out)
+        );
+    }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cmux_integration_tests::sshd::TestSshd;
 use serde_json::{json, Value};
 
-use super::Env;
+use super::{alive, read_pid, Env};
 
 /// How long any one response may take (generous: the machine is shared).
 const WAIT: Duration = Duration::from_secs(60);
@@ -197,35 +197,6 @@ impl Drop for Server {
     }
 }
 
-/// True while `pid` is a live (not zombie) process.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-fn read_pid(path: &Path) -> u32 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(pid) = text.trim().parse() {
-                if text.ends_with('\n') {
-                    return pid;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Starts `sleep 30` in the background of a bash call; returns the request id and the
 /// pids of the sleep and its shell once both run.
 fn start_sleeper(server: &mut Server, ws: &Path) -> (u64, [u32; 2]) {
@@ -246,11 +217,7 @@ fn start_sleeper(server: &mut Server, ws: &Path) -> (u64, [u32; 2]) {
 }
 
 fn wait_gone(pids: [u32; 2]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while pids.iter().any(|p| alive(*p)) {
-        assert!(Instant::now() < deadline, "the command is still running");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::wait_gone(&pids, "the command");
 }
 
 #[test]
@@ -514,6 +481,25 @@ fn mcp_sigterm_kills_running_commands() {
     for pid in pids {
         assert!(!alive(pid), "pid {pid} outlived cmux mcp; stderr: {stderr}");
     }
+}
+
+#[test]
+fn sigkilled_mcp_leaves_no_local_command() {
+    let env = Env::new();
+    env.ok(&["new", "feat"]);
+    let ws = env.workspace_path("feat");
+    let tag = crate::unique_tag("mcp-kill");
+    let mut s = Server::start(&env, "feat");
+    s.start_call("bash", json!({"command": crate::tagged_command(&tag)}));
+    crate::wait_ready(&ws.join("ready"));
+    assert!(
+        !crate::tagged_processes(&tag).is_empty(),
+        "the command runs"
+    );
+    // As the OOM killer or a crashing client would: no chance to clean up.
+    s.child.kill().expect("SIGKILL cmux mcp");
+    let _ = s.child.wait();
+    crate::assert_no_tagged_process_within_5s(&tag, "SIGKILLed cmux mcp");
 }
 
 #[test]

@@ -11,43 +11,43 @@ use cmux_integration_tests::sshd::{SshdOptions, TestSshd};
 use super::{git, stderr, stdout, Env};
 
 /// A project, a `CMUX_HOME` and an sshd.
-struct Remote {
-    env: Env,
-    sshd: TestSshd,
+pub(crate) struct Remote {
+    pub(crate) env: Env,
+    pub(crate) sshd: TestSshd,
 }
 
 impl Remote {
-    fn start() -> Remote {
+    pub(crate) fn start() -> Remote {
         Remote::with(SshdOptions::default())
     }
 
-    fn with(options: SshdOptions) -> Remote {
+    pub(crate) fn with(options: SshdOptions) -> Remote {
         Remote {
             env: Env::new(),
             sshd: TestSshd::start_with(options),
         }
     }
 
-    fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         self.sshd.alias()
     }
 
     /// Where workspaces live on the host.
-    fn src_base(&self) -> PathBuf {
+    pub(crate) fn src_base(&self) -> PathBuf {
         self.sshd.scratch().join("base")
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = self.env.command(args);
         cmd.env("CMUX_SSH_CONFIG", self.sshd.config_path());
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("cmux runs")
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -58,7 +58,7 @@ impl Remote {
         stdout(&out)
     }
 
-    fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+    pub(crate) fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
         use std::io::Write;
         let mut child = self
             .command(args)
@@ -74,23 +74,28 @@ impl Remote {
     }
 
     /// `cmux new <name> --ssh <alias> --src-base <scratch>/base [extra...]`.
-    fn new_args<'a>(&'a self, name: &'a str, base: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    pub(crate) fn new_args<'a>(
+        &'a self,
+        name: &'a str,
+        base: &'a str,
+        extra: &[&'a str],
+    ) -> Vec<&'a str> {
         let mut args = vec!["new", name, "--ssh", self.host(), "--src-base", base];
         args.extend_from_slice(extra);
         args
     }
 
-    fn new_ws(&self, name: &str) -> Output {
+    pub(crate) fn new_ws(&self, name: &str) -> Output {
         let base = self.src_base().display().to_string();
         self.run(&self.new_args(name, &base, &[]))
     }
 
-    fn path_of(&self, name: &str) -> PathBuf {
+    pub(crate) fn path_of(&self, name: &str) -> PathBuf {
         self.env.workspace_path(name)
     }
 
     /// The control sockets cmux made for this test's hosts.
-    fn masters(&self) -> Vec<PathBuf> {
+    pub(crate) fn masters(&self) -> Vec<PathBuf> {
         let dir = self.env.home.path().join("ssh");
         let mut socks: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|entries| {
@@ -106,7 +111,7 @@ impl Remote {
     }
 
     /// Asks every master of this test to exit (the next command must connect anew).
-    fn stop_masters(&self) {
+    pub(crate) fn stop_masters(&self) {
         for sock in self.masters() {
             let _ = self
                 .sshd
@@ -132,6 +137,15 @@ fn ssh_workspace_runs_every_command_on_the_host() {
     let out = r.new_ws("w1");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("not carried"), "{}", stderr(&out));
+    // The push's progress, as plain lines (stderr is not a terminal here).
+    let push_done = format!("cmux: push to {}: Writing objects: ", r.host());
+    assert!(
+        stderr(&out)
+            .lines()
+            .any(|l| l.starts_with(&push_done) && l.ends_with(", done")),
+        "{}",
+        stderr(&out)
+    );
     let created = stdout(&out);
     assert!(
         created.contains(&format!(
@@ -656,12 +670,12 @@ fn interrupting_ssh_exec_kills_the_command_group_on_the_host() {
     assert!(out.status.success(), "{}", stderr(&out));
     let ws = r.path_of("w");
     let child = r
-        .command(&["exec", "w", "--", "sleep 300 & echo $! > bg.pid; wait"])
+        .command(&["exec", "w", "--", crate::GROUP_COMMAND])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cmux starts");
-    crate::interrupt_and_check_group(child, &ws.join("bg.pid"), " on the host");
+    crate::signal_and_check_group(child, &ws.join("bg.pid"), "INT", 130, " on the host");
 }
 
 #[test]

@@ -188,6 +188,52 @@ pub(super) async fn mode_kept(h: Harness) -> Outcome {
     Outcome::Passed
 }
 
+/// Asserts that writing `path` is refused with [`Error::NotWritable`] naming `names`,
+/// and leaves `old` in place.
+async fn assert_not_replaced(h: &Harness, path: &crate::RemotePath, names: &str, old: &[u8]) {
+    match h.runtime.write_file(path, b"new").await {
+        Err(Error::NotWritable {
+            path: named,
+            reason,
+            ..
+        }) => {
+            assert!(
+                named.as_str().ends_with(names),
+                "the error names {names}, not {named}"
+            );
+            assert!(!reason.is_empty());
+        }
+        other => panic!("writing {path} must be refused with NotWritable, got {other:?}"),
+    }
+    assert_eq!(read(h, path).await, old, "{path} must be left alone");
+}
+
+pub(super) async fn write_refuses_unwritable(h: Harness) -> Outcome {
+    let path = h.path("read-only");
+    write(&h, &path, b"old").await;
+    sh(&h, &format!("chmod 444 {}", q(&path))).await;
+    assert_not_replaced(&h, &path, "read-only", b"old").await;
+    let meta = h.runtime.stat(&path).await.expect("stat");
+    assert_eq!(meta.mode & 0o777, 0o444, "the mode is left alone too");
+    // Through a symlink, the target is what counts (and what the error names).
+    sh(&h, &format!("cd {} && ln -s read-only link", q(&h.scratch))).await;
+    assert_not_replaced(&h, &h.path("link"), "read-only", b"old").await;
+    // Removing it first is how a caller replaces it anyway.
+    h.runtime.remove(&path, false).await.expect("remove");
+    write(&h, &path, b"new").await;
+    assert_eq!(read(&h, &path).await, b"new");
+    if !is_root(&h).await {
+        return Outcome::Passed;
+    }
+    // Another user's file (only root can make one here): replacing it would make it
+    // ours.
+    let theirs = h.path("theirs");
+    write(&h, &theirs, b"old").await;
+    sh(&h, &format!("chown 65534 {}", q(&theirs))).await;
+    assert_not_replaced(&h, &theirs, "theirs", b"old").await;
+    Outcome::Passed
+}
+
 pub(super) async fn write_through_symlink(h: Harness) -> Outcome {
     let target = h.path("target");
     write(&h, &target, b"old").await;

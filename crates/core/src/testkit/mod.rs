@@ -324,6 +324,7 @@ suite! {
     file_cases::odd_names => "names with spaces, quotes, $(), backticks, newlines, leading -, non-ASCII",
     file_cases::atomic_rewrite => "a concurrent reader sees the old or the new content, never a mix",
     file_cases::mode_kept => "rewriting a file keeps its mode (0755, 0600)",
+    file_cases::write_refuses_unwritable => "write_file refuses a read-only file and another user's file (NotWritable), even through a symlink; remove + write replaces it",
     file_cases::write_through_symlink => "writing through a symlink updates the target; the link stays",
     file_cases::not_found => "missing paths give Error::NotFound for every operation",
     file_cases::permission_denied => "unreadable files and directories give Error::PermissionDenied",

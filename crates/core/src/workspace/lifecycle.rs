@@ -86,9 +86,15 @@ impl Lifecycle {
         &self.runtime
     }
 
-    async fn lock(&self, project: &Project) -> Result<Option<ProjectLock>> {
+    async fn lock(
+        &self,
+        project: &Project,
+        progress: &dyn Progress,
+    ) -> Result<Option<ProjectLock>> {
         match &self.lock_dir {
-            Some(dir) => Ok(Some(ProjectLock::acquire(dir, project.id()).await?)),
+            Some(dir) => Ok(Some(
+                ProjectLock::acquire_reporting(dir, project.id(), progress).await?,
+            )),
             None => Ok(None),
         }
     }
@@ -197,7 +203,7 @@ impl Lifecycle {
                 "the project has uncommitted changes: they are not carried into the workspace, which starts from a commit",
             ));
         }
-        let _lock = self.lock(project).await?;
+        let _lock = self.lock(project, progress).await?;
         let from = self
             .source
             .sync(project, options.from.as_deref(), progress)
@@ -279,7 +285,7 @@ impl Lifecycle {
         let repo_present = self.runtime.exists(&layout.repo).await?;
         if !self.runtime.exists(&ws.path).await? {
             if repo_present {
-                let _lock = self.lock(&project).await?;
+                let _lock = self.lock(&project, progress).await?;
                 self.git("git worktree prune", &layout.repo, &["worktree", "prune"])
                     .await?;
             }
@@ -314,7 +320,7 @@ impl Lifecycle {
             "removing worktree {}",
             ws.path
         )));
-        let _lock = self.lock(&project).await?;
+        let _lock = self.lock(&project, progress).await?;
         let removed = if repo_present {
             self.git(
                 "git worktree remove",
@@ -376,7 +382,7 @@ impl Lifecycle {
         if self.runtime.exists(&renamed.path).await? {
             return Err(self.dir_taken(&renamed.path));
         }
-        let _lock = self.lock(&project).await?;
+        let _lock = self.lock(&project, progress).await?;
         let rename_branch = ws.branch.as_deref() == Some(ws.name.as_str());
         if rename_branch && self.branch_exists(&layout.repo, new_name).await? {
             return Err(Error::invalid(format!(
@@ -443,7 +449,7 @@ impl Lifecycle {
                 source.name
             )));
         }
-        let _lock = self.lock(&project).await?;
+        let _lock = self.lock(&project, progress).await?;
         if self.branch_exists(&layout.repo, new_name).await? {
             return Err(Error::invalid(format!(
                 "branch {new_name:?} already exists in project {}: pick another name",

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::path::RemotePath;
 
 mod create_script;
+pub mod git_progress;
 mod init;
 mod lifecycle;
 mod lock;

@@ -19,6 +19,22 @@ pub enum ProgressEvent<'a> {
     Step(&'a str),
     /// Something the user should know that does not stop the operation.
     Warning(&'a str),
+    /// How far a transfer has got (the push of a project's commits to a host): one
+    /// event per update of git's progress, so a front end can draw a bar.
+    Transfer {
+        /// What is transferred ("push to host").
+        what: &'a str,
+        /// The phase, as git names it: `Counting objects`, `Writing objects`...
+        phase: &'a str,
+        /// Objects done in this phase.
+        done: u64,
+        /// Objects in this phase, when known.
+        total: Option<u64>,
+        /// Bytes sent so far, when known.
+        bytes: Option<u64>,
+        /// The phase is complete.
+        finished: bool,
+    },
     /// One line printed by the init hook (without its newline).
     HookLine {
         /// The stream it came from.

@@ -48,7 +48,15 @@ pub(crate) fn from_wire(host: &str, path: Option<&RemotePath>, err: WireError) -
             },
             None => Error::backend(host, err.message),
         },
-        ErrorKind::NotWritable | ErrorKind::BadCwd | ErrorKind::InvalidInput => {
+        ErrorKind::NotWritable => match path {
+            Some(path) => Error::NotWritable {
+                host: host.to_owned(),
+                path,
+                reason: err.message,
+            },
+            None => Error::backend(host, err.message),
+        },
+        ErrorKind::BadCwd | ErrorKind::InvalidInput => {
             Error::invalid(format!("{host}: {}", err.message))
         }
         ErrorKind::NoSpace => Error::backend(

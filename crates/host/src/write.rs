@@ -106,23 +106,24 @@ pub(crate) fn write(
 }
 
 fn check_writable(target: &Path, meta: &fs::Metadata) -> Result<(), WireError> {
-    let why = if meta.uid() != sys::uid() {
-        Some(format!("is owned by another user (uid {})", meta.uid()))
+    // The order and words of cmux_core::Error::NotWritable's contract.
+    let mode = meta.mode() & 0o7777;
+    let me = sys::uid();
+    let why = if meta.uid() != me {
+        Some(format!(
+            "belongs to another user (uid {}), not to you (uid {me})",
+            meta.uid()
+        ))
+    } else if mode & 0o200 == 0 {
+        Some(format!("is read-only (mode {mode:04o})"))
     } else if !sys::can_write(target) {
-        Some(format!("is read-only (mode {:o})", meta.mode() & 0o7777))
+        Some(format!("is not writable for you (mode {mode:04o})"))
     } else {
         None
     };
     match why {
         None => Ok(()),
-        Some(why) => Err(error(
-            ErrorKind::NotWritable,
-            Some(target),
-            format!(
-                "{} {why}: replacing it is refused; use --force to replace it anyway",
-                target.display()
-            ),
-        )),
+        Some(why) => Err(error(ErrorKind::NotWritable, Some(target), why)),
     }
 }
 

@@ -297,7 +297,8 @@ pub enum ErrorKind {
     /// The user may not read, write or traverse the path.
     PermissionDenied,
     /// An existing file the user cannot write, or that another user owns: replacing
-    /// it is refused unless the write asked for `force`.
+    /// it is refused unless the write asked for `force`. The message is the reason
+    /// alone ("is read-only (mode 0444)"); `path` names the file.
     NotWritable,
     /// The path exists.
     AlreadyExists,

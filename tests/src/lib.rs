@@ -5,3 +5,4 @@ pub mod coder;
 pub mod helper;
 pub mod proxy;
 pub mod sshd;
+pub mod users;

@@ -10,6 +10,7 @@
 //!   of its ControlMaster.
 //! - [`PipeRuntime`]: `docker exec -i box cmux-host`, `kubectl exec -i pod -- cmux-host`,
 //!   `sudo -u sandbox cmux-host`: environments without SSH become backends.
+//! - [`PipeSource`]: its workspaces are existing directories, used in place.
 //!
 //! ## Decisions
 //!
@@ -36,7 +37,9 @@ mod errors;
 mod pipe;
 mod process;
 mod session;
+mod source;
 mod streams;
 
 pub use connection::{Handshake, HelperConnection};
 pub use pipe::{PipeOptions, PipeRuntime};
+pub use source::PipeSource;

@@ -99,6 +99,24 @@ pub enum Cmd {
     /// `claude mcp add NAME -- cmux mcp NAME` (docs/MCP.md covers Codex and others).
     /// Serves until the client closes stdin; commands still running are then killed.
     Mcp(McpArgs),
+    /// Show the host helper this cmux carries, or write it to a file.
+    ///
+    /// cmux installs its helper (`cmux-host`, a static Linux x86_64 program) on SSH
+    /// and Coder hosts by itself. For `--pipe` workspaces (a container, another user)
+    /// the helper must already be at the other end of the pipe: write it with --output
+    /// and copy it there (e.g. `docker cp cmux-host box:/usr/local/bin/`).
+    HostHelper(HostHelperArgs),
+}
+
+/// `cmux host-helper`.
+#[derive(Debug, Args)]
+pub struct HostHelperArgs {
+    /// Write the helper to FILE (mode 0755; FILE must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print what is known of the helper as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `cmux new`.
@@ -110,7 +128,7 @@ pub struct NewArgs {
     #[arg(long, value_name = "DIR")]
     pub project: Option<PathBuf>,
     /// On this machine (the default).
-    #[arg(long, conflicts_with_all = ["ssh", "coder"])]
+    #[arg(long, conflicts_with_all = ["ssh", "coder", "pipe"])]
     pub local: bool,
     /// On an SSH host (hostname, user@host or ~/.ssh/config alias; CMUX_SSH_CONFIG
     /// names another config file). The project's commits are pushed there;
@@ -118,15 +136,24 @@ pub struct NewArgs {
     #[arg(long, value_name = "HOST", conflicts_with = "coder")]
     pub ssh: Option<String>,
     /// On a Coder workspace (`name` or `name.agent`).
-    #[arg(long, value_name = "WORKSPACE")]
+    #[arg(long, value_name = "WORKSPACE", conflicts_with = "pipe")]
     pub coder: Option<String>,
+    /// Through a command whose stdin/stdout reach `cmux-host` (`docker exec -i box
+    /// cmux-host`, `sudo -u sandbox cmux-host`); the workspace is the existing
+    /// directory --dir there, used in place (no git sync through a pipe).
+    #[arg(long, value_name = "COMMAND", requires = "dir", conflicts_with = "ssh")]
+    pub pipe: Option<String>,
+    /// The workspace directory at the other end of --pipe (absolute).
+    #[arg(long, value_name = "DIR", requires = "pipe")]
+    pub dir: Option<String>,
     /// Branch to create (default: the workspace name).
     #[arg(long, value_name = "B")]
     pub branch: Option<String>,
     /// Start from this branch, tag or commit (default: the project's current branch).
     #[arg(long, value_name = "REF")]
     pub from: Option<String>,
-    /// Use the project directory itself: no worktree, no new branch.
+    /// Use the project directory itself: no worktree, no new branch (--pipe
+    /// workspaces are always in place, in --dir).
     #[arg(long, conflicts_with_all = ["branch", "from", "ssh", "coder"])]
     pub in_place: bool,
     /// Where workspaces live on the host (--ssh/--coder; default ~/cmux).
@@ -281,6 +308,10 @@ pub struct DoctorArgs {
     /// the ssh config block, the workspace status and ssh.
     #[arg(long, value_name = "WORKSPACE", conflicts_with_all = ["name", "ssh"])]
     pub coder: Option<String>,
+    /// Check a pipe command instead: that it reaches a cmux-host, its version and the
+    /// login environment its commands get.
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["name", "ssh", "coder"])]
+    pub pipe: Option<String>,
     /// Accept and remember the host's key if it is not in known_hosts yet (--ssh).
     #[arg(long)]
     pub accept_new_host_key: bool,

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use cmux_backend_coder::{CheckStatus, CoderOptions, CoderRuntime};
 use cmux_backend_local::{LocalRuntime, LocalSource};
+use cmux_backend_pipe::{PipeOptions, PipeRuntime, PipeSource};
 use cmux_backend_ssh::source::SshSource;
-use cmux_backend_ssh::{SshOptions, SshRuntime};
+use cmux_backend_ssh::{ConnectionMode, HelperMode, SshOptions, SshRuntime};
 use cmux_core::workspace::{Lifecycle, SourceProvider};
-use cmux_core::SharedRuntime;
+use cmux_core::{RemotePath, SharedRuntime};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -25,6 +26,10 @@ pub struct BackendFlags {
     pub ssh: Option<String>,
     /// `--coder WORKSPACE`.
     pub coder: Option<String>,
+    /// `--pipe COMMAND`.
+    pub pipe: Option<String>,
+    /// `--dir DIR` (with `--pipe`).
+    pub dir: Option<String>,
     /// `--src-base DIR`.
     pub src_base: Option<String>,
     /// `--accept-new-host-key`.
@@ -69,6 +74,26 @@ pub async fn backend_from_flags(flags: &BackendFlags) -> Result<BackendConfig> {
             config_file: ssh_config_from_env()?,
         });
     }
+    if let Some(command) = &flags.pipe {
+        if flags.src_base.is_some() || flags.accept_new_host_key {
+            return Err(CliError::usage(
+                "--src-base and --accept-new-host-key apply to --ssh and --coder workspaces only",
+            ));
+        }
+        // Refuse a malformed command now rather than at the first operation.
+        PipeRuntime::new(command.clone(), PipeOptions::default())?;
+        // `cmux new` requires --dir (clap); `cmux doctor --pipe` needs none.
+        let dir = flags.dir.clone().unwrap_or_else(|| "/".to_owned());
+        if !dir.starts_with('/') {
+            return Err(CliError::usage(format!(
+                "--dir {dir:?}: give the workspace directory at the other end of the pipe as an absolute path"
+            )));
+        }
+        return Ok(BackendConfig::Pipe {
+            command: command.clone(),
+            dir,
+        });
+    }
     if flags.src_base.is_some() {
         return Err(CliError::usage(
             "--src-base applies to --ssh and --coder workspaces only",
@@ -111,21 +136,45 @@ fn ssh_config_from_env() -> Result<Option<PathBuf>> {
     Ok(Some(std::fs::canonicalize(&path).unwrap_or(path)))
 }
 
+/// `CMUX_HOST_HELPER=off` makes SSH and Coder hosts use the shell/SFTP path instead
+/// of the host helper (`auto`, the default, uses the helper where it runs).
+pub const HOST_HELPER_ENV: &str = "CMUX_HOST_HELPER";
+
+/// `CMUX_HOST_HELPER_DIR=DIR`: helper builds for hosts cmux carries none for, named
+/// `cmux-host-<os>-<arch>` (e.g. `cmux-host-linux-aarch64`).
+pub const HOST_HELPER_DIR_ENV: &str = "CMUX_HOST_HELPER_DIR";
+
+/// The host helper settings from the environment.
+fn helper_mode_from_env() -> Result<HelperMode> {
+    match std::env::var(HOST_HELPER_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("auto") | Ok("on") => Ok(HelperMode::Auto),
+        Ok("off") => Ok(HelperMode::Off),
+        Ok(other) => Err(CliError::usage(format!(
+            "{HOST_HELPER_ENV}={other:?}: use `off` (shell/SFTP path) or `auto` (the helper where it runs)"
+        ))),
+    }
+}
+
 /// The options of an SSH workspace's runtime: its config file, its host key policy,
-/// and control sockets under `$CMUX_HOME/ssh` (shared by every cmux process, so later
-/// calls attach to the same master with no new handshake).
+/// control sockets under `$CMUX_HOME/ssh` (shared by every cmux process, so later
+/// calls attach to the same master with no new handshake), and the host helper
+/// settings (`CMUX_HOST_HELPER`, `CMUX_HOST_HELPER_DIR`).
 fn ssh_options(
     config_file: Option<&PathBuf>,
     accept_new_host_key: bool,
     home: &CmuxHome,
-) -> SshOptions {
+) -> Result<SshOptions> {
     let mut options = SshOptions::default()
         .accept_new_host_key(accept_new_host_key)
-        .control_dir(home.root().join("ssh"));
+        .control_dir(home.root().join("ssh"))
+        .helper(helper_mode_from_env()?);
+    if let Some(dir) = std::env::var_os(HOST_HELPER_DIR_ENV).filter(|d| !d.is_empty()) {
+        options = options.helper_dir(PathBuf::from(dir));
+    }
     if let Some(file) = config_file {
         options = options.config_file(file);
     }
-    options
+    Ok(options)
 }
 
 /// The environment variable bounding how long cmux waits for a Coder workspace to
@@ -137,7 +186,7 @@ pub const CODER_START_TIMEOUT_ENV: &str = "CMUX_CODER_START_TIMEOUT";
 /// and the start timeout from `CMUX_CODER_START_TIMEOUT`.
 fn coder_options(config_file: Option<&PathBuf>, home: &CmuxHome) -> Result<CoderOptions> {
     // The host key policy for Coder hosts is the Coder backend's own (see its docs).
-    let mut options = CoderOptions::default().ssh(ssh_options(config_file, false, home));
+    let mut options = CoderOptions::default().ssh(ssh_options(config_file, false, home)?);
     if let Some(value) = std::env::var_os(CODER_START_TIMEOUT_ENV).filter(|v| !v.is_empty()) {
         let secs = value
             .to_str()
@@ -176,7 +225,7 @@ pub async fn runtime_for(backend: &BackendConfig, home: &CmuxHome) -> Result<Sha
             ..
         } => Ok(Arc::new(SshRuntime::new(
             host.clone(),
-            ssh_options(config_file.as_ref(), *accept_new_host_key, home),
+            ssh_options(config_file.as_ref(), *accept_new_host_key, home)?,
         )?)),
         BackendConfig::Coder {
             workspace,
@@ -185,6 +234,10 @@ pub async fn runtime_for(backend: &BackendConfig, home: &CmuxHome) -> Result<Sha
         } => Ok(Arc::new(CoderRuntime::new(
             workspace,
             coder_options(config_file.as_ref(), home)?,
+        )?)),
+        BackendConfig::Pipe { command, .. } => Ok(Arc::new(PipeRuntime::new(
+            command.clone(),
+            PipeOptions::default(),
         )?)),
         other => Err(not_supported(other)),
     }
@@ -198,6 +251,10 @@ pub async fn source_for(
 ) -> Result<Arc<dyn SourceProvider>> {
     match backend {
         BackendConfig::Local => Ok(Arc::new(LocalSource::new(home.root()))),
+        BackendConfig::Pipe { command, dir } => Ok(Arc::new(PipeSource::new(
+            command.clone(),
+            RemotePath::new(dir.clone())?,
+        ))),
         BackendConfig::Ssh {
             host,
             src_base,
@@ -208,7 +265,7 @@ pub async fn source_for(
             // so this is the runtime's own ControlMaster (the push reuses it).
             let runtime = SshRuntime::new(
                 host.clone(),
-                ssh_options(config_file.as_ref(), *accept_new_host_key, home),
+                ssh_options(config_file.as_ref(), *accept_new_host_key, home)?,
             )?;
             let mut source = SshSource::new(runtime);
             if let Some(dir) = src_base {
@@ -250,7 +307,7 @@ pub async fn ssh_words(
         } => {
             let ssh = SshRuntime::new(
                 host.clone(),
-                ssh_options(config_file.as_ref(), *accept_new_host_key, home),
+                ssh_options(config_file.as_ref(), *accept_new_host_key, home)?,
             )?;
             cmux_core::Runtime::ensure_ready(&ssh).await?;
             ssh
@@ -315,9 +372,15 @@ pub async fn backend_checks(backend: &BackendConfig, home: &CmuxHome) -> Result<
             config_file,
             ..
         } => {
-            let options = ssh_options(config_file.as_ref(), *accept_new_host_key, home);
+            let options = ssh_options(config_file.as_ref(), *accept_new_host_key, home)?;
             let report = cmux_backend_ssh::doctor::doctor(host, &options).await;
-            Ok(ssh_checks(report, config_file.as_ref()))
+            let connected = report.checks.iter().all(|c| c.ok);
+            let mut checks = ssh_checks(report, config_file.as_ref());
+            if connected {
+                let runtime = SshRuntime::new(host.clone(), options)?;
+                checks.push(helper_check(runtime.mode().await));
+            }
+            Ok(checks)
         }
         BackendConfig::Coder {
             workspace,
@@ -326,7 +389,8 @@ pub async fn backend_checks(backend: &BackendConfig, home: &CmuxHome) -> Result<
         } => {
             let options = coder_options(config_file.as_ref(), home)?;
             let report = cmux_backend_coder::doctor(workspace, &options).await;
-            Ok(report
+            let reached = report.checks.iter().all(|c| c.status != CheckStatus::Fail);
+            let mut checks: Vec<Check> = report
                 .checks
                 .into_iter()
                 // Not run because an earlier check failed: that failure is the news.
@@ -344,9 +408,84 @@ pub async fn backend_checks(backend: &BackendConfig, home: &CmuxHome) -> Result<
                         data: None,
                     }
                 })
-                .collect())
+                .collect();
+            if reached {
+                let coder = CoderRuntime::new(workspace, options)?;
+                let mode = match coder.ssh().await {
+                    Ok(ssh) => ssh.mode().await,
+                    Err(e) => Err(e),
+                };
+                checks.push(helper_check(mode));
+            }
+            Ok(checks)
+        }
+        BackendConfig::Pipe { command, .. } => {
+            let runtime = PipeRuntime::new(command.clone(), PipeOptions::default())?;
+            let check = match runtime.connection().await {
+                Err(e) => {
+                    let mut check = Check::new(false, "pipe connection", e.to_string());
+                    check.fix = Some(format!(
+                        "run `{command}` by hand: its stdin/stdout must reach cmux-host (`cmux host-helper --output FILE` writes it for copying there)"
+                    ));
+                    check
+                }
+                Ok(conn) => {
+                    let hello = conn.hello().clone();
+                    let login = match conn.info().await {
+                        Ok(info) => match info.login_env_error {
+                            None => format!("login environment: {} variables", info.login_env_vars),
+                            Some(e) => format!("commands get the helper's own environment: {e}"),
+                        },
+                        Err(e) => format!("could not ask the helper about its environment: {e}"),
+                    };
+                    Check::new(
+                        true,
+                        "pipe connection",
+                        format!(
+                            "cmux-host {} (build {}) on {} {} as uid {}, home {}; {login}",
+                            hello.version, hello.build, hello.os, hello.arch, hello.uid, hello.home
+                        ),
+                    )
+                }
+            };
+            runtime.disconnect().await;
+            Ok(vec![check])
         }
         other => Err(not_supported(other)),
+    }
+}
+
+/// How an SSH host is driven, as a `cmux doctor` line: the host helper (and whether
+/// commands get the login environment), or the shell/SFTP path and why.
+fn helper_check(mode: cmux_core::Result<ConnectionMode>) -> Check {
+    match mode {
+        Ok(ConnectionMode::Helper {
+            version,
+            build,
+            login_env_error,
+        }) => {
+            let env = match login_env_error {
+                None => "commands get the login environment".to_owned(),
+                Some(e) => format!("warning: commands do not get the login environment: {e}"),
+            };
+            Check::new(
+                true,
+                "ssh mode",
+                format!("host helper cmux-host {version} (build {build}): one round trip per operation; {env}"),
+            )
+        }
+        Ok(ConnectionMode::Fallback { reason }) => Check::new(
+            true,
+            "ssh mode",
+            format!("shell/SFTP path (2-3 round trips per operation): {reason}"),
+        ),
+        Err(e) => {
+            let mut check = Check::new(false, "ssh mode", e.to_string());
+            check.fix = Some(format!(
+                "set {HOST_HELPER_ENV}=off to use the shell/SFTP path while this is investigated"
+            ));
+            check
+        }
     }
 }
 

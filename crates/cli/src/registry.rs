@@ -55,6 +55,14 @@ pub enum BackendConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         config_file: Option<PathBuf>,
     },
+    /// A `cmux-host` at the other end of a command's stdio (`docker exec -i box
+    /// cmux-host`), in place in an existing directory there.
+    Pipe {
+        /// The command line, run with `sh -c`.
+        command: String,
+        /// The workspace directory at the other end (absolute).
+        dir: String,
+    },
     /// A backend this version of cmux does not know.
     #[serde(other)]
     Unknown,
@@ -67,6 +75,7 @@ impl BackendConfig {
             BackendConfig::Local => "local".into(),
             BackendConfig::Ssh { host, .. } => format!("ssh:{host}"),
             BackendConfig::Coder { workspace, .. } => format!("coder:{workspace}"),
+            BackendConfig::Pipe { command, .. } => format!("pipe:{command}"),
             BackendConfig::Unknown => "unknown".into(),
         }
     }

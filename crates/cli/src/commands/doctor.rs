@@ -74,10 +74,11 @@ fn printable(text: &str) -> String {
 /// Prints one line per check (or JSON); exits 1 when any failed.
 pub async fn run(args: &DoctorArgs) -> Result<i32> {
     let mut report = Report::new(args.json);
-    if args.ssh.is_some() || args.coder.is_some() {
+    if args.ssh.is_some() || args.coder.is_some() || args.pipe.is_some() {
         let flags = backends::BackendFlags {
             ssh: args.ssh.clone(),
             coder: args.coder.clone(),
+            pipe: args.pipe.clone(),
             accept_new_host_key: args.accept_new_host_key,
             ..Default::default()
         };

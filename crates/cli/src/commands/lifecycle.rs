@@ -66,6 +66,8 @@ pub async fn new(ctx: &Ctx, args: NewArgs) -> Result<i32> {
     let backend = backends::backend_from_flags(&BackendFlags {
         ssh: args.ssh.clone(),
         coder: args.coder.clone(),
+        pipe: args.pipe.clone(),
+        dir: args.dir.clone(),
         src_base: args.src_base.clone(),
         accept_new_host_key: args.accept_new_host_key,
     })
@@ -81,7 +83,8 @@ pub async fn new(ctx: &Ctx, args: NewArgs) -> Result<i32> {
     let options = CreateOptions {
         branch: args.branch,
         from: args.from,
-        in_place: args.in_place,
+        // A pipe workspace is an existing directory at the other end, used as it is.
+        in_place: args.in_place || matches!(backend, BackendConfig::Pipe { .. }),
     };
     let planned = lifecycle.plan(&args.name, &project, &options).await?;
     let mut record = Record::new(&planned, backend, State::Creating);

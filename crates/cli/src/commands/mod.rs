@@ -3,6 +3,7 @@
 mod doctor;
 mod exec;
 mod files;
+mod host_helper;
 mod lifecycle;
 mod list;
 mod mcp;
@@ -43,6 +44,9 @@ impl Ctx {
 
 /// Runs a subcommand.
 pub async fn run(cmd: Cmd) -> Result<i32> {
+    if let Cmd::HostHelper(args) = &cmd {
+        return host_helper::run(args);
+    }
     if let Cmd::Doctor(args) = &cmd {
         // Doctor must work even when CMUX_HOME is broken: it is what diagnoses that.
         return doctor::run(args).await;
@@ -62,6 +66,7 @@ pub async fn run(cmd: Cmd) -> Result<i32> {
         Cmd::Doctor(_) => Ok(0),
         Cmd::Mcp(args) => mcp::run(&ctx, &args).await,
         Cmd::Shell(args) => shell::run(&ctx, &args).await,
+        Cmd::HostHelper(_) => Ok(0),
     }
 }
 

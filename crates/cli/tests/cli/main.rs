@@ -8,6 +8,7 @@ use tempfile::TempDir;
 
 mod coder;
 mod mcp;
+mod pipe;
 mod refusals;
 mod reliability;
 mod shell;

@@ -208,10 +208,6 @@ impl Lifecycle {
             .source
             .sync(project, options.from.as_deref(), progress)
             .await?;
-        progress.event(ProgressEvent::Step(&format!(
-            "creating worktree {} on branch {branch}",
-            ws.path
-        )));
         // Every host step in one command (see `create_script`).
         let created = create_script::run(
             self.runtime.as_ref(),
@@ -237,7 +233,19 @@ impl Lifecycle {
                     project.path().display()
                 )))
             }
-            Created::Made { hook, .. } => self.remember_hook(&ws.path, hook),
+            Created::Made {
+                hook,
+                new_branch,
+                commit,
+            } => {
+                let which = if new_branch { "new" } else { "existing" };
+                progress.event(ProgressEvent::Step(&format!(
+                    "created worktree {} on {which} branch {branch} at {}",
+                    ws.path,
+                    &commit[..commit.len().min(12)]
+                )));
+                self.remember_hook(&ws.path, hook);
+            }
         }
         ws.branch = Some(branch);
         Ok(ws)

@@ -116,6 +116,7 @@ impl GrepCollector {
             non_utf8_names: self.non_utf8_names,
             respects_gitignore,
             max_file_bytes: self.max_file_bytes,
+            extra_notes: Vec::new(),
         }
     }
 }

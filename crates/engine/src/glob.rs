@@ -133,6 +133,10 @@ pub struct GlobReply {
     /// True when the search was in a git work tree and skipped what git ignores.
     #[serde(default)]
     pub respects_gitignore: bool,
+    /// Notes added by whatever ran the search (a listing's warnings), shown before the
+    /// engine's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_notes: Vec<String>,
 }
 
 impl GlobReply {
@@ -150,7 +154,7 @@ impl GlobReply {
 
     /// The notes for a reader: what was not searched and why (names after `prefix`).
     pub fn notes(&self, prefix: &str) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.extra_notes.clone();
         if self.unreadable.count > 0 {
             out.push(notes::unreadable(&self.unreadable, prefix));
         }

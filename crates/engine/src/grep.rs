@@ -208,6 +208,10 @@ pub struct GrepReply {
     pub respects_gitignore: bool,
     /// The size limit that `too_large` refers to.
     pub max_file_bytes: u64,
+    /// Notes added by whatever ran the search (a transfer cap, a listing's warnings),
+    /// shown before the engine's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_notes: Vec<String>,
 }
 
 impl GrepReply {
@@ -223,7 +227,7 @@ impl GrepReply {
     /// shown after `prefix` (the searched directory relative to where the reader
     /// stands, with a trailing `/`, or empty).
     pub fn notes(&self, prefix: &str) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.extra_notes.clone();
         if self.too_large.count > 0 {
             out.push(notes::too_large(
                 &self.too_large,
@@ -290,6 +294,7 @@ mod tests {
             non_utf8_names: 1,
             respects_gitignore: true,
             max_file_bytes: 4 << 20,
+            extra_notes: Vec::new(),
         };
         assert_eq!(
             reply.notes("src/"),

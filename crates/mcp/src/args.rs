@@ -175,6 +175,7 @@ impl From<GrepArgs> for GrepInput {
             pattern: a.pattern,
             path: a.path,
             glob: a.glob,
+            ..GrepInput::default()
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::grep::SkipList;
 use crate::notes::{self, IGNORED_NOTE};
-use crate::walk::{in_git_work_tree, walk, Visit};
+use crate::walk::{applies_gitignore, walk, Visit};
 
 /// Results returned at most by default.
 pub const GLOB_MAX_RESULTS: usize = 1000;
@@ -199,11 +199,11 @@ pub fn glob_fs(req: &GlobRequest) -> Result<GlobReply> {
         });
     }
     let root = fs::canonicalize(&req.path).map_err(|e| Error::from_io(&req.path, "reading", &e))?;
-    let in_git = in_git_work_tree(&root);
-    let mut gathered = gather(&root, &matcher, in_git);
-    let mut respects_gitignore = in_git;
+    let gitignore = applies_gitignore(&root);
+    let mut gathered = gather(&root, &matcher, gitignore);
+    let mut respects_gitignore = gitignore;
     // An ignored directory searched on purpose: search it whole.
-    if in_git && gathered.files_seen == 0 {
+    if gitignore && gathered.files_seen == 0 {
         gathered = gather(&root, &matcher, false);
         respects_gitignore = false;
     }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::filter::FileFilter;
 use crate::grep::{GrepReply, GrepRequest, Target, GREP_MAX_SINGLE_FILE_BYTES};
 use crate::search::Searcher;
-use crate::walk::{in_git_work_tree, walk, Visit};
+use crate::walk::{applies_gitignore, walk, Visit};
 
 /// Runs a grep request over the local filesystem: every file under `req.path` (or
 /// that one file), ripgrep's walking rules (see [`crate::walk`](crate)), the
@@ -34,11 +34,11 @@ pub fn grep_fs(req: &GrepRequest) -> Result<GrepReply> {
         });
     }
     let root = fs::canonicalize(&req.path).map_err(|e| Error::from_io(&req.path, "reading", &e))?;
-    let in_git = in_git_work_tree(&root);
-    let mut collector = search_tree(req, &root, &searcher, &filter, in_git);
-    let mut respects_gitignore = in_git;
+    let gitignore = applies_gitignore(&root);
+    let mut collector = search_tree(req, &root, &searcher, &filter, gitignore);
+    let mut respects_gitignore = gitignore;
     // An ignored directory searched on purpose: search it whole.
-    if in_git && collector.files_seen() == 0 {
+    if gitignore && collector.files_seen() == 0 {
         collector = search_tree(req, &root, &searcher, &filter, false);
         respects_gitignore = false;
     }
@@ -262,11 +262,19 @@ mod tests {
             shown(&grep_fs(&req).expect("grep sub")),
             vec!["other.txt:1:needle"]
         );
-        // An ignored directory searched on purpose is searched (ripgrep applies a
-        // parent's rules to the paths below the root, and `ignored/` names the root).
+        // An ignored directory searched on purpose is searched whole, and so is a
+        // directory under it.
+        write(&repo, "ignored/deeper/y.log", b"needle");
         let req = GrepRequest::new(repo.join("ignored").to_str().expect("utf-8"), "needle");
         let reply = grep_fs(&req).expect("grep ignored");
-        assert_eq!(shown(&reply), vec!["x.txt:1:needle"]);
+        assert_eq!(
+            shown(&reply),
+            vec!["deeper/y.log:1:needle", "x.txt:1:needle"]
+        );
+        assert!(!reply.respects_gitignore);
+        let deeper = repo.join("ignored/deeper");
+        let req = GrepRequest::new(deeper.to_str().expect("utf-8"), "needle");
+        assert_eq!(shown(&grep_fs(&req).expect("grep")), vec!["y.log:1:needle"]);
         // A directory whose every file is ignored is searched whole.
         let req = GrepRequest::new(repo.join("sub").to_str().expect("utf-8"), "needle");
         let mut req = req;

@@ -7,7 +7,8 @@
 //! of the core input fails to compile here rather than drifting.
 
 use cmux_core::tools::{
-    BashInput, EditFileInput, GlobInput, GrepInput, ListDirInput, ReadFileInput, WriteFileInput,
+    BashInput, EditFileInput, GlobInput, GrepInput, ListDirInput, OutputMode, ReadFileInput,
+    WriteFileInput,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -167,6 +168,34 @@ pub struct GrepArgs {
     /// no `/` (`*.rs`), else against the path relative to `path` (`src/**/*.ts`).
     #[serde(default)]
     pub glob: Option<String>,
+    /// Only search files of this type, by ripgrep's type names: `rust`, `py`, `js`,
+    /// `ts`, `go`, `c`, `cpp`, `java`, `md`, `json`, `yaml`, `toml`, `sh`, `html`,
+    /// `css`...
+    #[serde(default, rename = "type")]
+    pub file_type: Option<String>,
+    /// `content` (default): matching lines as `path:line:text`; `files_with_matches`:
+    /// only the paths of files with a match; `count`: matching lines per file.
+    #[serde(default)]
+    pub output_mode: Option<OutputMode>,
+    /// Match letters in either case (`-i` is accepted too).
+    #[serde(default, alias = "-i")]
+    pub case_insensitive: Option<bool>,
+    /// Search for the pattern as literal text, not a regular expression.
+    #[serde(default)]
+    pub fixed_strings: Option<bool>,
+    /// Let the pattern span lines (`.` matches line breaks too); every line a match
+    /// touches is shown.
+    #[serde(default)]
+    pub multiline: Option<bool>,
+    /// Lines of context to show before each match (`-B` is accepted too).
+    #[serde(default, alias = "-B")]
+    pub before_context: Option<usize>,
+    /// Lines of context to show after each match (`-A` is accepted too).
+    #[serde(default, alias = "-A")]
+    pub after_context: Option<usize>,
+    /// Lines of context to show before and after each match (`-C` is accepted too).
+    #[serde(default, alias = "-C")]
+    pub context: Option<usize>,
 }
 
 impl From<GrepArgs> for GrepInput {
@@ -175,7 +204,14 @@ impl From<GrepArgs> for GrepInput {
             pattern: a.pattern,
             path: a.path,
             glob: a.glob,
-            ..GrepInput::default()
+            file_type: a.file_type,
+            output_mode: a.output_mode,
+            case_insensitive: a.case_insensitive.unwrap_or(false),
+            fixed_strings: a.fixed_strings.unwrap_or(false),
+            multiline: a.multiline.unwrap_or(false),
+            before_context: a.before_context,
+            after_context: a.after_context,
+            context: a.context,
         }
     }
 }

@@ -327,15 +327,20 @@ fn tool_list() -> Vec<Tool> {
         tool::<GlobArgs>(
             "glob",
             "Find files whose paths match a glob pattern (e.g. **/*.rs), searching the \
-             workspace or the given directory. Returns matching paths.",
+             workspace or the given directory. Returns matching paths, newest first \
+             (most recently modified), at most 1000.",
             read_only(),
         ),
         tool::<GrepArgs>(
             "grep",
-            "Search file contents for a regular expression, in the workspace or the given \
-             file or directory (recursively; .git, binary and very large files skipped), \
-             optionally only in files matching a glob. Returns path:line:text for each \
-             matching line.",
+            "Search file contents for a regular expression (Rust regex syntax, like \
+             ripgrep), in the workspace or the given file or directory (recursively; .git, \
+             files git ignores, binary files and files of 4 MiB or more skipped and named \
+             in a note). Options: a glob or a ripgrep file type (rust, py, ts...) to \
+             filter files, case_insensitive, fixed_strings, multiline, context lines \
+             (before_context, after_context, context). output_mode: content (default, \
+             path:line:text per matching line, context lines as path-line-text), \
+             files_with_matches (paths only) or count (path:count). At most 500 results.",
             read_only(),
         ),
     ]

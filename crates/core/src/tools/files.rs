@@ -32,6 +32,8 @@ use crate::runtime::{tail, RuntimeExt};
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bytes of listing kept (about 600,000 names).
 const LIST_CAP: usize = 32 << 20;
+/// Printed on stderr by the listing script before its own work (see [`listing_script`]).
+const STDERR_MARKER: &str = "[cmux: listing starts]\n";
 
 /// One listed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,11 +128,14 @@ fn listing_script(dir: &RemotePath, max_size: Option<u64>, mtimes: bool, use_git
     } else {
         ""
     };
+    // The marker on stderr separates what the shell's startup files print (a host's
+    // rc noise) from find's own complaints, the only ones worth a note.
     format!(
-        "d={d}\n[ -e \"$d\" ] || exit 3\n[ -d \"$d\" ] || exit 4\ncd -- \"$d\" || exit 5\n\
+        "printf '%s' {marker} >&2\nd={d}\n[ -e \"$d\" ] || exit 3\n[ -d \"$d\" ] || exit 4\ncd -- \"$d\" || exit 5\n\
          {select}{git}printf 'find\\0%s\\0' \"$fmt\"\n\
          eval \"exec find . -name .git -prune -o -type f $sel\"\n",
-        d = quote(dir.as_str())
+        d = quote(dir.as_str()),
+        marker = quote(STDERR_MARKER),
     )
 }
 
@@ -150,6 +155,10 @@ async fn list_with(
         )
         .await?;
     let stderr = out.stderr_lossy();
+    let stderr = match stderr.rfind(STDERR_MARKER) {
+        Some(at) => stderr[at + STDERR_MARKER.len()..].to_owned(),
+        None => stderr,
+    };
     match out.status {
         ExitStatus::Exited(0 | 1) => {}
         ExitStatus::Exited(3) => {
@@ -379,4 +388,46 @@ async fn fetch_one_by_one(
         }
     }
     Ok(fetched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_records() {
+        let out = b"git\0T\0f1700000000.5000000000 ./b.rs\0f12 ./a b.rs\0L13 ./big.log\0\
+                    f14 ./forced.log\0f15 ./bad\xff\0i./forced.log\0f16 ./cut";
+        let l = parse_listing(out);
+        assert!(l.respects_gitignore && l.has_mtimes);
+        let files: Vec<(&str, Option<Mtime>)> = l
+            .files
+            .iter()
+            .map(|f| (f.name.as_str(), f.modified))
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("a b.rs", Some(Mtime { secs: 12, nanos: 0 })),
+                (
+                    "b.rs",
+                    Some(Mtime {
+                        secs: 1_700_000_000,
+                        nanos: 500_000_000
+                    })
+                ),
+            ],
+            "sorted, times parsed, tracked-but-ignored and cut records dropped"
+        );
+        assert_eq!(l.too_large, vec!["big.log"]);
+        assert_eq!(l.non_utf8, 1);
+        // POSIX find: plain names, too-large ones tagged.
+        let l = parse_listing(b"find\0P\0./x\0L./y\0./new\nline\0");
+        assert!(!l.respects_gitignore && !l.has_mtimes);
+        let names: Vec<&str> = l.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            (names, l.too_large),
+            (vec!["new\nline", "x"], vec!["y".to_owned()])
+        );
+    }
 }

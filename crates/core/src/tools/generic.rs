@@ -46,21 +46,28 @@ pub(crate) async fn grep(
         collector.too_large(name);
     }
     let fetched = fetch_files(ctx, dir, &names, MAX_TOTAL_BYTES).await?;
-    let mut searched = 0;
-    let mut fetched_names = std::collections::HashSet::new();
-    for (name, content) in &fetched.files {
-        searched += 1;
-        collector.searched(name, searcher.search(content));
-        fetched_names.insert(name.as_str());
-    }
-    if !fetched.cut {
+    let searched = fetched.files.len();
+    let cut = fetched.cut;
+    if !cut {
         // Listed but not in the archive: tar could not read them.
-        for name in names.iter().filter(|n| !fetched_names.contains(n.as_str())) {
+        let got: std::collections::HashSet<&str> =
+            fetched.files.iter().map(|(n, _)| n.as_str()).collect();
+        for name in names.iter().filter(|n| !got.contains(n.as_str())) {
             collector.unreadable(name);
         }
     }
+    // Up to 64 MiB of matching: off the async threads, which serve other calls.
+    let searcher = searcher.clone();
+    let collector = tokio::task::spawn_blocking(move || {
+        for (name, content) in &fetched.files {
+            collector.searched(name, searcher.search(content));
+        }
+        collector
+    })
+    .await
+    .map_err(|e| Error::backend(ctx.host(), format!("grep task failed: {e}")))?;
     let mut reply = collector.finish(Target::Dir, listing.respects_gitignore);
-    if fetched.cut || listing.cut {
+    if cut || listing.cut {
         reply.extra_notes.push(format!(
             "only {searched} of {} files were searched (the total size limit of 64 MiB was \
              reached); narrow path or glob",

@@ -15,6 +15,8 @@ pub const GREP_MAX_SINGLE_FILE_BYTES: u64 = 64 << 20;
 /// What grep returns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+// Inline in schemas: models read a plain enum more reliably than a `$ref`.
+#[cfg_attr(feature = "schemars", schemars(inline))]
 #[serde(rename_all = "snake_case")]
 pub enum OutputMode {
     /// Matching lines as `path:line:text` (with context lines if asked).

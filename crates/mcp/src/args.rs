@@ -176,7 +176,7 @@ pub struct GrepArgs {
     /// `content` (default): matching lines as `path:line:text`; `files_with_matches`:
     /// only the paths of files with a match; `count`: matching lines per file.
     #[serde(default)]
-    pub output_mode: Option<OutputMode>,
+    pub output_mode: OutputMode,
     /// Match letters in either case (`-i` is accepted too).
     #[serde(default, alias = "-i")]
     pub case_insensitive: Option<bool>,

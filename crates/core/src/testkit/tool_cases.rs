@@ -706,7 +706,7 @@ pub(super) async fn tool_grep_modes(h: Harness) -> Outcome {
     let text = grep_text(&ctx, json!({"pattern": "absent", "output_mode": "count"})).await;
     assert!(text.starts_with("No matches (3 files searched)"), "{text}");
     let mut input = grep_input("todo", None, None);
-    input.output_mode = Some(OutputMode::Count);
+    input.output_mode = OutputMode::Count;
     let out = tools::grep(&ctx, input).await.expect("count");
     assert_eq!(out.counts.len(), 2);
     assert_eq!(
@@ -724,7 +724,7 @@ pub(super) async fn tool_grep_modes(h: Harness) -> Outcome {
     )
     .await;
     let mut input = grep_input("todo", Some("many"), None);
-    input.output_mode = Some(OutputMode::FilesWithMatches);
+    input.output_mode = OutputMode::FilesWithMatches;
     let out = tools::grep(&ctx, input).await.expect("files cap");
     assert_eq!((out.files.len(), out.omitted), (500, 3));
     assert!(

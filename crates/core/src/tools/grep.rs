@@ -56,8 +56,8 @@ pub struct GrepInput {
     /// `content` (default): matching lines as `path:line:text`; `files_with_matches`:
     /// only the paths of files with a match; `count`: `path:count` of matching lines
     /// per file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_mode: Option<OutputMode>,
+    #[serde(default)]
+    pub output_mode: OutputMode,
     /// Match letters in either case (like `rg -i`; `-i` is accepted too).
     #[serde(default, alias = "-i", alias = "ignore_case")]
     pub case_insensitive: bool,
@@ -215,7 +215,7 @@ fn request(input: &GrepInput, path: &str) -> GrepRequest {
     req.before = input.before_context;
     req.after = input.after_context;
     req.context = input.context;
-    req.output_mode = input.output_mode.unwrap_or_default();
+    req.output_mode = input.output_mode;
     req
 }
 

@@ -7,7 +7,10 @@
 //! ls-files` names the files git does not ignore and `find` keeps the regular ones, as
 //! ripgrep's rules do (tracked files that match an ignore rule are left out too, and
 //! the user's global excludes file is not read, like the engine). Filtering by glob
-//! and type happens here, locally, with the engine.
+//! and type happens here, locally, with the engine. One known difference from the
+//! engine's walk: a git repository nested in the work tree (a submodule, a clone
+//! inside it) is one entry to `git ls-files`, so its files are not listed here, while
+//! the engine walks them with their own rules.
 //!
 //! Fetching: one `bash` script that reads the NUL-separated list of names on its stdin
 //! and streams them as a tar archive (`tar -cf -`, in batches of 200 names), cut at a

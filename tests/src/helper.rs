@@ -24,3 +24,11 @@ pub fn helper_path() -> PathBuf {
     std::fs::rename(&temp, &path).expect("install helper");
     path
 }
+
+/// A pipe command running the bundled helper as the current user. The helper captures
+/// the user's login environment; on the test machines root's `~/.bashrc` runs `pyenv
+/// init`, whose rehash waits up to 60 s for a lock a killed test shell may have left:
+/// bounded to 1 s here, as the test sshd does with `SetEnv`.
+pub fn helper_command() -> String {
+    format!("PYENV_REHASH_TIMEOUT=1 exec {}", helper_path().display())
+}

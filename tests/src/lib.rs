@@ -1,7 +1,9 @@
 //! Test harness shared by the integration tests and the benchmarks: a real sshd per
-//! test, a latency-injecting proxy, a fake `coder` CLI, temporary git repositories.
+//! test, a latency-injecting proxy, a fake `coder` CLI, temporary git repositories, a
+//! runtime wrapper that forces the tools' generic path.
 
 pub mod coder;
+pub mod generic;
 pub mod helper;
 pub mod proxy;
 pub mod sshd;

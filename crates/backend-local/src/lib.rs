@@ -4,6 +4,9 @@
 //! embedded default of the `cmux` CLI and the reference implementation of the
 //! [`Runtime`](cmux_core::Runtime) contract: it passes the whole conformance suite.
 //!
+//! grep, glob and edit run natively with cmux's engine (one call, no transfer, no
+//! total-size cap), with the same results as the generic path other backends take.
+//!
 //! Commands run as `bash -c` in their own process group, so a timeout or a cancel kills
 //! the command and every background child it started. Writes are atomic: a temporary
 //! file beside the target (named `.<name>.cmux-tmp.<pid>.<n>`), then `rename(2)`.
@@ -31,6 +34,7 @@
 
 mod files;
 mod process;
+mod tools;
 mod watchdog;
 pub mod workspace;
 
@@ -40,6 +44,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 pub use workspace::LocalSource;
 
+use cmux_core::engine::{EditReply, EditSpec, GlobReply, GlobRequest, GrepReply, GrepRequest};
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
 };
@@ -169,5 +174,29 @@ impl Runtime for LocalRuntime {
             )));
         }
         Ok(self.absolute(&path).normalize())
+    }
+
+    async fn grep(&self, req: &GrepRequest) -> Result<Option<GrepReply>> {
+        let mut req = req.clone();
+        req.path = self
+            .absolute(&RemotePath::new(req.path)?)
+            .as_str()
+            .to_owned();
+        tools::grep(req).await.map(Some)
+    }
+
+    async fn glob(&self, req: &GlobRequest) -> Result<Option<GlobReply>> {
+        let mut req = req.clone();
+        req.path = self
+            .absolute(&RemotePath::new(req.path)?)
+            .as_str()
+            .to_owned();
+        tools::glob(req).await.map(Some)
+    }
+
+    async fn edit(&self, path: &RemotePath, spec: &EditSpec) -> Result<Option<EditReply>> {
+        tools::edit(&self.local(path), path, spec, &self.sweeper)
+            .await
+            .map(Some)
     }
 }

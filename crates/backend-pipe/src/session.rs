@@ -51,6 +51,12 @@ impl HelperConnection {
     /// round trip (the home came with the hello).
     pub fn resolve_path(&self, path: &str) -> Result<RemotePath> {
         let path = RemotePath::new(path)?;
+        if path.as_str().starts_with('~') && !path.is_home_relative() {
+            return Err(Error::invalid(format!(
+                "{}: {path}: `~user` paths are not supported: use an absolute path",
+                self.host()
+            )));
+        }
         Ok(RemotePath::new(self.absolute(&path))?.normalize())
     }
 

@@ -374,11 +374,23 @@ pub async fn backend_checks(backend: &BackendConfig, home: &CmuxHome) -> Result<
         } => {
             let options = ssh_options(config_file.as_ref(), *accept_new_host_key, home)?;
             let report = cmux_backend_ssh::doctor::doctor(host, &options).await;
-            let connected = report.checks.iter().all(|c| c.ok);
+            let connected = report.checks.iter().any(|c| c.name == "connection" && c.ok);
             let mut checks = ssh_checks(report, config_file.as_ref());
             if connected {
                 let runtime = SshRuntime::new(host.clone(), options)?;
-                checks.push(helper_check(runtime.mode().await));
+                let mode = runtime.mode().await;
+                if let Ok(ConnectionMode::Helper { .. }) = &mode {
+                    // Only the shell/SFTP path needs SFTP: a host without it is fine.
+                    for check in checks.iter_mut().filter(|c| c.what == "ssh sftp" && !c.ok) {
+                        check.ok = true;
+                        check.detail = format!(
+                            "not available ({}), and not needed: this host uses the host helper",
+                            check.detail
+                        );
+                        check.fix = None;
+                    }
+                }
+                checks.push(helper_check(mode));
             }
             Ok(checks)
         }

@@ -239,6 +239,48 @@ impl Error {
         }
     }
 
+    /// The error for a failure of the tools' engine ([`crate::engine`]) on `host`.
+    pub fn from_engine(host: &str, err: crate::engine::Error) -> Self {
+        use crate::engine::Error as E;
+        let at = |path: String| RemotePath::new(path);
+        let wrong_kind = |path: String, message: &str| match at(path) {
+            Ok(path) => Error::WrongKind {
+                host: host.to_owned(),
+                path,
+                message: message.into(),
+            },
+            Err(e) => e,
+        };
+        match err {
+            E::NotFound { path } => match at(path) {
+                Ok(path) => Error::NotFound {
+                    host: host.to_owned(),
+                    path,
+                },
+                Err(e) => e,
+            },
+            E::PermissionDenied { path } => match at(path) {
+                Ok(path) => Error::PermissionDenied {
+                    host: host.to_owned(),
+                    path,
+                },
+                Err(e) => e,
+            },
+            E::NotADirectory { path } => wrong_kind(
+                path,
+                "is a file, not a directory: give the directory to search as path",
+            ),
+            E::NotFileOrDir { path } => wrong_kind(path, "is not a regular file or directory"),
+            e @ (E::InvalidRegex { .. } | E::InvalidGlob { .. } | E::UnknownFileType { .. }) => {
+                Error::invalid(e.to_string())
+            }
+            e @ (E::FileTooLarge { .. } | E::RelativePath { .. }) => {
+                Error::invalid(format!("{host}: {e}"))
+            }
+            e => Error::backend(host, e.to_string()),
+        }
+    }
+
     /// True for failures of the transport (worth a retry once the host is back).
     pub fn is_connection(&self) -> bool {
         matches!(self, Error::Connection { .. })

@@ -11,7 +11,10 @@
 //! - [`quote`]: the one shell-quoting routine.
 //! - [`temp`]: temporary files of atomic writes and the rule that cleans left-overs.
 //! - [`tools`]: the agent tools (bash, read, write, edit, list, glob, grep), identical on
-//!   every backend because they only use the trait.
+//!   every backend because they only use the trait (or a backend's native grep, glob
+//!   and edit, which give the same results).
+//! - [`engine`]: the tools' pure parts (`cmux-engine`), re-exported for backends that
+//!   run them where the files are.
 //! - [`workspace`]: the workspace lifecycle (create, init, delete, rename, fork).
 //! - `testkit` (feature `testkit`): the conformance suite a backend runs from its own
 //!   tests.
@@ -25,6 +28,8 @@
 //! ```
 
 #![deny(missing_docs)]
+
+pub use cmux_engine as engine;
 
 pub mod error;
 pub mod exec;

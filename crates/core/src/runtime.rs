@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{EditReply, EditSpec, GlobReply, GlobRequest, GrepReply, GrepRequest};
 use crate::error::{Error, Result};
 use crate::exec::{BoxRead, ExecRequest, Output, Process};
 use crate::path::RemotePath;
@@ -67,6 +68,19 @@ pub struct DirEntry {
 ///
 /// Implementations must be safe to share: many agent tools call one runtime at once.
 /// The conformance suite (feature `testkit`) is the contract.
+///
+/// # Native tool methods
+///
+/// [`Runtime::grep`], [`Runtime::glob`] and [`Runtime::edit`] are optional: their
+/// default implementations return `Ok(None)`, "not supported here", and the agent
+/// tools then take the generic path, built on the required methods (grep: one `find`
+/// and one `tar` stream, matched locally, at most 64 MiB of content per call; glob:
+/// one `find`; edit: a read and a write). A backend that can run code where the files
+/// are overrides them to answer in one step with no transfer cap, typically by calling
+/// [`cmux_engine::grep_fs`](crate::engine::grep_fs), [`glob_fs`](crate::engine::glob_fs)
+/// and [`apply_edit`](crate::engine::apply_edit) there, so the results are the same
+/// as the generic path's (the conformance suite checks both). Return `Ok(None)` from
+/// any of them to fall back for one call (say, a host where your agent is missing).
 #[async_trait]
 pub trait Runtime: Send + Sync + fmt::Debug {
     /// Short label naming where this runtime is, used in every error message: `local`,
@@ -147,6 +161,36 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// Expands `~` and makes `path` absolute (relative paths are relative to the home
     /// directory). Does not require the path to exist.
     async fn resolve_path(&self, path: &str) -> Result<RemotePath>;
+
+    /// Runs a whole grep where the files are, or returns `Ok(None)` (the default) to let
+    /// the grep tool take the generic path. `req.path` is absolute. An implementation
+    /// returns what [`cmux_engine::grep_fs`](crate::engine::grep_fs) returns for the
+    /// same tree, and maps a missing path to [`Error::NotFound`], an unreadable one to
+    /// [`Error::PermissionDenied`], an invalid pattern to [`Error::InvalidInput`]
+    /// ([`Error::from_engine`] does all of that).
+    async fn grep(&self, req: &GrepRequest) -> Result<Option<GrepReply>> {
+        let _ = req;
+        Ok(None)
+    }
+
+    /// Runs a whole glob where the files are, or returns `Ok(None)` (the default) for
+    /// the generic path. `req.path` is absolute. Same contract as [`Runtime::grep`], with
+    /// [`cmux_engine::glob_fs`](crate::engine::glob_fs) as the reference.
+    async fn glob(&self, req: &GlobRequest) -> Result<Option<GlobReply>> {
+        let _ = req;
+        Ok(None)
+    }
+
+    /// Applies an edit where the file is, in one step: read, replace with
+    /// [`cmux_engine::apply_edit`](crate::engine::apply_edit), write as
+    /// [`Runtime::write_file`] does (atomic, mode kept, through symlinks). Returns
+    /// `EditReply::Failed` without writing when the edit does not apply, and
+    /// [`Error::NotFound`] for a missing file. The default, `Ok(None)`, lets the edit
+    /// tool read and write through this runtime instead.
+    async fn edit(&self, path: &RemotePath, spec: &EditSpec) -> Result<Option<EditReply>> {
+        let _ = (path, spec);
+        Ok(None)
+    }
 }
 
 /// Helpers every runtime gets for free.

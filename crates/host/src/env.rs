@@ -41,6 +41,8 @@ pub(crate) type Vars = Vec<(OsString, OsString)>;
 pub(crate) struct LoginEnv {
     state: Mutex<Option<Captured>>,
     ready: Condvar,
+    /// The capturing shell's process group while it runs.
+    running: Mutex<Option<u32>>,
 }
 
 #[derive(Clone, Debug)]
@@ -54,7 +56,7 @@ impl LoginEnv {
     pub(crate) fn capture_in_background(self: &std::sync::Arc<Self>) {
         let me = self.clone();
         std::thread::spawn(move || {
-            let captured = match capture() {
+            let captured = match capture(&me.running) {
                 Ok(vars) => Captured { vars, error: None },
                 Err(error) => Captured {
                     vars: own_env(),
@@ -64,6 +66,13 @@ impl LoginEnv {
             *me.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(captured);
             me.ready.notify_all();
         });
+    }
+
+    /// Kills the capturing login shell if it still runs (the connection ended).
+    pub(crate) fn stop(&self) {
+        if let Some(pgid) = *self.running.lock().unwrap_or_else(|e| e.into_inner()) {
+            sys::kill_group(pgid);
+        }
     }
 
     /// The environment for commands, waiting for the capture if it is still running.
@@ -96,7 +105,7 @@ pub(crate) fn own_env() -> Vars {
     map.into_iter().collect()
 }
 
-fn capture() -> Result<Vars, String> {
+fn capture(running: &Mutex<Option<u32>>) -> Result<Vars, String> {
     let shell = std::env::var_os("SHELL")
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| OsString::from("/bin/sh"));
@@ -124,6 +133,7 @@ fn capture() -> Result<Vars, String> {
             )
         })?;
     let pid = child.id();
+    *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
     // Output is collected as it comes: a daemon started by a startup file may inherit
     // the pipe and hold it open long after the dump is complete.
     let collected = std::sync::Arc::new(Mutex::new(Vec::new()));
@@ -144,24 +154,37 @@ fn capture() -> Result<Vars, String> {
             let _ = eof_tx.send(());
         });
     }
-    // The shell is waited for on a thread, so the timeout costs no polling.
+    // The shell is waited for on a thread, so the timeout costs no polling. It is seen
+    // ending without being reaped, so the group number stays ours until `running` is
+    // cleared: a kill at shutdown never reaches a reused pid.
+    drop(child);
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait());
+        let _ = done_tx.send(sys::wait_no_reap(pid));
     });
-    let status = match done_rx.recv_timeout(CAPTURE_TIMEOUT) {
-        Ok(Ok(status)) => Some(status),
-        Ok(Err(e)) => return Err(format!("waiting for the login shell: {e}")),
-        Err(_) => {
-            // Not reaped yet (the waiter is still blocked): the group number is ours.
-            sys::kill_group(pid);
-            None
-        }
+    let ended = done_rx.recv_timeout(CAPTURE_TIMEOUT);
+    let status = {
+        let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
+        let status = match ended {
+            Ok(Ok(status)) => Some(status),
+            Ok(Err(e)) => return Err(format!("waiting for the login shell: {e}")),
+            Err(_) => {
+                sys::kill_group(pid);
+                None
+            }
+        };
+        running.take();
+        status
     };
+    // Reaped once it is gone (after a kill, that takes a moment: off this thread).
+    std::thread::spawn(move || sys::reap(pid));
     let _ = eof_rx.recv_timeout(Duration::from_secs(1));
     let output = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
     let shell_name = shell.to_string_lossy();
-    let Some(status) = status else {
+    let Some(status) = status.map(|s| match s {
+        sys::Ended::Code(c) => format!("exit {c}"),
+        sys::Ended::Signal(n) => format!("signal {n}"),
+    }) else {
         return Err(format!(
             "the login shell `{shell_name} -l` took more than {}s to start (a startup file waits for input or the network?); commands get the environment sshd gives",
             CAPTURE_TIMEOUT.as_secs()

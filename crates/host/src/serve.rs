@@ -48,15 +48,16 @@ pub(crate) fn serve(sync: Option<&str>) -> i32 {
     let home = crate::env::home_dir().unwrap_or_else(|| PathBuf::from("/"));
     let (stdin, stdout) = sys::stdio_files();
     let execs: Execs = Arc::default();
+    let login_env = Arc::new(LoginEnv::default());
     let out = {
-        let execs = execs.clone();
+        let (execs, login_env) = (execs.clone(), login_env.clone());
         Outbox::start(stdout, move || {
             // The client stopped reading: same as a closed stdin.
             kill_all(&execs);
+            login_env.stop();
             std::process::exit(0);
         })
     };
-    let login_env = Arc::new(LoginEnv::default());
     login_env.capture_in_background();
     if let Some(sync) = sync {
         out.send_bytes(sync.as_bytes().to_vec());
@@ -106,6 +107,7 @@ pub(crate) fn serve(sync: Option<&str>) -> i32 {
         }
     }
     kill_all(&state.execs);
+    state.login_env.stop();
     0
 }
 

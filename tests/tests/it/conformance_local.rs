@@ -104,6 +104,11 @@ cases!(
     tool_list_dir,
     tool_glob,
     tool_grep,
+    tool_grep_context,
+    tool_grep_modes,
+    tool_grep_options,
+    tool_grep_skipped,
+    tool_glob_newest_first,
     tool_gitignore,
     tool_call_json,
 );

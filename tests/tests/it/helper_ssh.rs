@@ -100,6 +100,13 @@ async fn an_older_build_is_replaced_and_a_foreign_binary_reinstalled() {
     let old = install.path().join("0.0.9-0123456789abcdef");
     std::fs::create_dir(&old).expect("old dir");
     std::fs::write(old.join("cmux-host"), "#!/bin/sh\nexit 0\n").expect("old helper");
+    // Installed two hours ago (builds used within the hour are left alone).
+    let aged = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&old)
+        .status()
+        .expect("touch");
+    assert!(aged.success());
     let path = install.path().join(&current[0]).join("cmux-host");
     std::fs::write(&path, "#!/bin/sh\necho 'not a helper'\nexit 0\n").expect("foreign");
 

@@ -28,3 +28,4 @@ mod ssh_kill;
 mod ssh_multiprocess;
 mod ssh_safety;
 mod ssh_workspace;
+mod tools_native_generic;

@@ -86,7 +86,22 @@ pub const EXPECTED_TOOLS: &[(&str, &[&str], &[&str])] = &[
     ),
     ("list_dir", &[], &["path"]),
     ("glob", &["pattern"], &["path"]),
-    ("grep", &["pattern"], &["path", "glob"]),
+    (
+        "grep",
+        &["pattern"],
+        &[
+            "path",
+            "glob",
+            "type",
+            "output_mode",
+            "case_insensitive",
+            "fixed_strings",
+            "multiline",
+            "before_context",
+            "after_context",
+            "context",
+        ],
+    ),
 ];
 
 /// Checks `tools/list` against [`EXPECTED_TOOLS`].

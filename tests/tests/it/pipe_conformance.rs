@@ -5,12 +5,12 @@ use std::sync::Arc;
 use cmux_backend_pipe::{PipeOptions, PipeRuntime};
 use cmux_core::testkit::{self, Harness};
 use cmux_core::RemotePath;
-use cmux_integration_tests::helper::helper_path;
+use cmux_integration_tests::helper::{helper_command, helper_path};
 
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let scratch = RemotePath::new(dir.path().to_str().expect("utf-8 temp dir")).expect("path");
-    let command = format!("exec {}", helper_path().display());
+    let command = helper_command();
     let runtime = PipeRuntime::new(command, PipeOptions::default()).expect("pipe runtime");
     Harness::new(Arc::new(runtime), scratch).keep_alive(dir)
 }

@@ -8,6 +8,11 @@ use cmux_integration_tests::sshd::TestSshd;
 async fn harness() -> Harness {
     let sshd = TestSshd::start();
     let runtime = sshd.runtime();
+    // The suite must prove the helper: a silent fallback would test the other path.
+    match runtime.mode().await {
+        Ok(cmux_backend_ssh::ConnectionMode::Helper { .. }) => {}
+        other => panic!("expected helper mode on the test sshd, got {other:?}"),
+    }
     let scratch = sshd.scratch_path();
     Harness::new(Arc::new(runtime), scratch).keep_alive(sshd)
 }

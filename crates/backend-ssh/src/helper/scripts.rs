@@ -60,9 +60,11 @@ exit {MISSING}
 
 /// Installs the helper from stdin (gzipped when `gzipped`): into a temporary file in
 /// a 0700 directory, checked for its size and (where `sha256sum` exists) its SHA-256,
-/// then renamed into place. Builds of other versions in the base directory (names
-/// `<digits>...-<16 chars>`) are removed. A cut or corrupt upload leaves nothing that
-/// the start script would run.
+/// then renamed into place. Other builds in the base directory (names
+/// `<digits>...-<16 chars>`) installed more than an hour ago are removed: a newer cmux
+/// replaces an older one's helper, while two versions used side by side for a while
+/// (an upgrade during a session) do not delete each other's in a loop. A cut or
+/// corrupt upload leaves nothing that the start script would run.
 pub(crate) fn install_script(
     base: &str,
     dir_name: &str,
@@ -88,12 +90,7 @@ if command -v sha256sum >/dev/null 2>&1; then
   if ! printf '%s  %s\n' {sha} "$t" | sha256sum -c - >/dev/null 2>&1; then rm -f "$t"; echo "cmux-helper: checksum mismatch" >&2; exit 93; fi
 fi
 chmod 700 "$t" && mv -f "$t" "$h" || {{ rm -f "$t"; exit 94; }}
-for o in "$b"/*; do
-  case "${{o##*/}}" in
-    {dir}) ;;
-    [0-9]*.*-????????????????) rm -rf "$o" ;;
-  esac
-done
+find "$b" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*.*-????????????????' ! -name {dir} -mmin +60 -exec rm -rf {{}} + 2>/dev/null
 echo installed
 "#,
         dir = quote::quote(dir_name),

@@ -569,6 +569,13 @@ fn normalize_doctor(r: &Remote, text: &str) -> String {
         .replace(&git_version, "git version [VERSION]")
         .replace(&bash_version, "[VERSION]")
         .replace(&format!("{}@", r.sshd.user()), "[USER]@");
+    // The helper's version and build id change with every release and source change.
+    let text = match cmux_host_bundle::bundled() {
+        Some(b) => text
+            .replace(&format!("(build {})", b.build), "(build [BUILD])")
+            .replace(&format!("cmux-host {}", b.version), "cmux-host [VERSION]"),
+        None => text,
+    };
     text.lines()
         .map(|l| {
             if l.contains("home is") {
@@ -753,7 +760,24 @@ fn doctor_names_a_host_without_sftp_and_the_fix() {
         .collect();
     std::fs::write(&config, without).expect("write sshd_config");
     r.sshd.restart();
+    // The host helper needs no SFTP: doctor says so, and workspaces work.
     let out = r.run(&["doctor", "--ssh", r.host()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("not needed: this host uses the host helper"),
+        "{text}"
+    );
+    let created = r.new_ws("with-helper");
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    // The shell/SFTP path needs it: one line naming the host and the fix.
+    let run_fallback = |args: &[&str]| {
+        r.command(args)
+            .env("CMUX_HOST_HELPER", "off")
+            .output()
+            .expect("cmux runs")
+    };
+    let out = run_fallback(&["doctor", "--ssh", r.host()]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(
@@ -764,13 +788,13 @@ fn doctor_names_a_host_without_sftp_and_the_fix() {
         text.contains("fix: ") && text.contains("Subsystem sftp"),
         "{text}"
     );
-    let out = r.run(&["doctor", "--ssh", r.host(), "--json"]);
+    let out = run_fallback(&["doctor", "--ssh", r.host(), "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["checks"][4]["what"], "ssh sftp");
     assert_eq!(doc["checks"][4]["ok"], false);
-    // `new` needs SFTP too: one line naming the host and the fix.
-    let out = r.new_ws("w");
+    let base = r.src_base();
+    let out = run_fallback(&r.new_args("w", base.to_str().expect("utf-8"), &[]));
     assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");

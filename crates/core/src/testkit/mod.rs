@@ -343,7 +343,12 @@ suite! {
     tool_cases::tool_list_dir => "list_dir tool: kinds, sizes, sorting, errors",
     tool_cases::tool_glob => "glob tool: ** and *, .git skipped, odd names, cap",
     tool_cases::tool_grep => "grep tool: path:line:text, glob filter, binary and .git skipped, cap",
-    tool_cases::tool_gitignore => "glob and grep skip files git ignores inside a work tree",
+    tool_cases::tool_grep_context => "grep context lines: before, after, around, merged groups, -A/-B/-C",
+    tool_cases::tool_grep_modes => "grep output modes: content, files_with_matches, count, cap in files",
+    tool_cases::tool_grep_options => "grep -i, fixed strings, multiline, file types, hidden files, errors",
+    tool_cases::tool_grep_skipped => "grep counts and names files skipped as too large, binary or non-UTF-8 names",
+    tool_cases::tool_glob_newest_first => "glob sorts newest first, ties by path; the cap keeps the newest",
+    tool_cases::tool_gitignore => "glob and grep skip files git ignores inside a work tree (ripgrep's rules)",
     tool_cases::tool_call_json => "tools called by name with JSON input (as over MCP), JSON output",
 }
 

@@ -547,6 +547,18 @@ pub(super) async fn tool_list_dir(h: Harness) -> Outcome {
     Outcome::Passed
 }
 
+/// Sets every file of the scratch directory to one modification time.
+async fn same_mtime(h: &Harness) {
+    sh(
+        h,
+        &format!(
+            "find {} -type f -exec touch -t 202001010000.00 {{}} +",
+            q(&h.scratch)
+        ),
+    )
+    .await;
+}
+
 fn glob_input(pattern: &str, path: Option<&str>) -> GlobInput {
     GlobInput {
         pattern: pattern.into(),
@@ -572,6 +584,10 @@ pub(super) async fn tool_glob(h: Harness) -> Outcome {
             .expect("mkdir");
         write(&h, &h.path(name), b"x").await;
     }
+    // A symlink is not followed nor listed.
+    sh(&h, &format!("cd {} && ln -s src link", q(&h.scratch))).await;
+    // One modification time for all: ties are sorted by path.
+    same_mtime(&h).await;
     let out = tools::glob(&ctx, glob_input("**/*.rs", None))
         .await
         .expect("glob");
@@ -624,6 +640,7 @@ pub(super) async fn tool_glob(h: Harness) -> Outcome {
         ),
     )
     .await;
+    same_mtime(&h).await;
     let out = tools::glob(&ctx, glob_input("many/*.txt", None))
         .await
         .expect("glob many");
@@ -637,6 +654,7 @@ fn grep_input(pattern: &str, path: Option<&str>, glob: Option<&str>) -> GrepInpu
         pattern: pattern.into(),
         path: path.map(Into::into),
         glob: glob.map(Into::into),
+        ..GrepInput::default()
     }
 }
 
@@ -739,6 +757,262 @@ pub(super) async fn tool_grep(h: Harness) -> Outcome {
     Outcome::Passed
 }
 
+/// Writes `scratch/name`, creating its parent directories.
+async fn write_in(h: &Harness, name: &str, data: &[u8]) {
+    let path = h.path(name);
+    let parent = path.parent().expect("parent");
+    h.runtime
+        .create_dir_all(&parent)
+        .await
+        .unwrap_or_else(|e| panic!("create_dir_all {parent:?} failed: {e}"));
+    write(h, &path, data).await;
+}
+
+/// The full text of a grep with JSON `input` (as an MCP client sends it).
+async fn grep_text(ctx: &tools::ToolContext, input: serde_json::Value) -> String {
+    let what = input.to_string();
+    tools::call(ctx, "grep", input)
+        .await
+        .unwrap_or_else(|e| panic!("grep {what} failed: {e}"))
+        .to_text()
+}
+
+pub(super) async fn tool_grep_context(h: Harness) -> Outcome {
+    use serde_json::json;
+    let ctx = h.tools();
+    write(
+        &h,
+        &h.path("a.txt"),
+        b"alpha\nbeta\nMATCH one\ngamma\ndelta\nepsilon\nMATCH two\nMATCH three\nzeta\neta\n",
+    )
+    .await;
+    write(&h, &h.path("b.txt"), b"MATCH first\r\nsecond\r\n").await;
+    let text = grep_text(&ctx, json!({"pattern": "MATCH", "context": 1})).await;
+    assert_eq!(
+        text,
+        "a.txt-2-beta\na.txt:3:MATCH one\na.txt-4-gamma\n--\na.txt-6-epsilon\n\
+         a.txt:7:MATCH two\na.txt:8:MATCH three\na.txt-9-zeta\n--\nb.txt:1:MATCH first\n\
+         b.txt-2-second",
+        "context around matches: merged groups, `--` between groups and files, CR stripped"
+    );
+    let text = grep_text(
+        &ctx,
+        json!({"pattern": "MATCH t", "path": "a.txt", "before_context": 2}),
+    )
+    .await;
+    assert_eq!(
+        text, "a.txt-5-delta\na.txt-6-epsilon\na.txt:7:MATCH two\na.txt:8:MATCH three",
+        "before_context"
+    );
+    let text = grep_text(&ctx, json!({"pattern": "one", "-A": 2, "glob": "a.*"})).await;
+    assert_eq!(
+        text, "a.txt:3:MATCH one\na.txt-4-gamma\na.txt-5-delta",
+        "-A (after_context)"
+    );
+    let text = grep_text(&ctx, json!({"pattern": "^zeta", "-B": 1, "-C": 5})).await;
+    assert_eq!(
+        text, "a.txt-8-MATCH three\na.txt:9:zeta\na.txt-10-eta",
+        "-B overrides -C for the lines before; -C still gives the lines after"
+    );
+    // Typed output: context lines are marked.
+    let mut input = grep_input("gamma", None, None);
+    input.context = Some(1);
+    let out = tools::grep(&ctx, input).await.expect("grep");
+    let marks: Vec<(usize, bool)> = out.matches.iter().map(|m| (m.line, m.context)).collect();
+    assert_eq!(marks, vec![(3, true), (4, false), (5, true)]);
+    Outcome::Passed
+}
+
+pub(super) async fn tool_grep_modes(h: Harness) -> Outcome {
+    use serde_json::json;
+    let ctx = h.tools();
+    write(&h, &h.path("a.rs"), b"todo\nx\ntodo again\n").await;
+    write_in(&h, "b/c.rs", b"one todo\n").await;
+    write(&h, &h.path("d.rs"), b"nothing\n").await;
+    let text = grep_text(
+        &ctx,
+        json!({"pattern": "todo", "output_mode": "files_with_matches"}),
+    )
+    .await;
+    assert_eq!(text, "a.rs\nb/c.rs", "files_with_matches: paths by path");
+    let text = grep_text(&ctx, json!({"pattern": "todo", "output_mode": "count"})).await;
+    assert_eq!(text, "a.rs:2\nb/c.rs:1", "count: matching lines per file");
+    let text = grep_text(&ctx, json!({"pattern": "absent", "output_mode": "count"})).await;
+    assert!(text.starts_with("No matches (3 files searched)"), "{text}");
+    let mut input = grep_input("todo", None, None);
+    input.output_mode = OutputMode::Count;
+    let out = tools::grep(&ctx, input).await.expect("count");
+    assert_eq!(out.counts.len(), 2);
+    assert_eq!(
+        (out.counts[0].path.as_str(), out.counts[0].count),
+        ("a.rs", 2)
+    );
+    assert!(out.matches.is_empty() && out.files.is_empty());
+    // The cap counts files in these modes.
+    sh(
+        &h,
+        &format!(
+            "mkdir {d} && cd {d} && for ((i=0;i<503;i++)); do echo todo > f$i.txt; done",
+            d = q(&h.path("many"))
+        ),
+    )
+    .await;
+    let mut input = grep_input("todo", Some("many"), None);
+    input.output_mode = OutputMode::FilesWithMatches;
+    let out = tools::grep(&ctx, input).await.expect("files cap");
+    assert_eq!((out.files.len(), out.omitted), (500, 3));
+    assert!(
+        out.to_text().contains("[... 3 more files not shown"),
+        "files cap note"
+    );
+    Outcome::Passed
+}
+
+pub(super) async fn tool_grep_options(h: Harness) -> Outcome {
+    use serde_json::json;
+    let ctx = h.tools();
+    write_in(&h, "src/main.rs", b"fn main() {\n    Hello(1);\n}\n").await;
+    write(&h, &h.path("tool.py"), b"def hello():\n    return a.(b)\n").await;
+    write_in(&h, ".hidden/notes.md", b"HELLO from a hidden dir\n").await;
+    let text = grep_text(&ctx, json!({"pattern": "hello", "case_insensitive": true})).await;
+    assert_eq!(
+        text,
+        ".hidden/notes.md:1:HELLO from a hidden dir\nsrc/main.rs:2:    Hello(1);\n\
+         tool.py:1:def hello():",
+        "case_insensitive (hidden files are searched)"
+    );
+    let text = grep_text(
+        &ctx,
+        json!({"pattern": "HELLO", "-i": true, "type": "rust"}),
+    )
+    .await;
+    assert_eq!(text, "src/main.rs:2:    Hello(1);", "-i with the rust type");
+    let text = grep_text(&ctx, json!({"pattern": "hello", "-i": true, "type": "py"})).await;
+    assert_eq!(text, "tool.py:1:def hello():", "py type");
+    let text = grep_text(&ctx, json!({"pattern": "a.(b)", "fixed_strings": true})).await;
+    assert_eq!(
+        text, "tool.py:2:    return a.(b)",
+        "fixed strings: no regex"
+    );
+    let text = grep_text(
+        &ctx,
+        json!({"pattern": r"fn main\(\) \{.*\}", "multiline": true}),
+    )
+    .await;
+    assert_eq!(
+        text, "src/main.rs:1:fn main() {\nsrc/main.rs:2:    Hello(1);\nsrc/main.rs:3:}",
+        "multiline: a match across lines shows every line it touches"
+    );
+    let text = grep_text(&ctx, json!({"pattern": r"fn main\(\) \{.*\}"})).await;
+    assert!(text.starts_with("No matches"), "not multiline: {text}");
+    let (_, text) = err_text(
+        "an unknown file type",
+        tools::call(&ctx, "grep", json!({"pattern": "x", "type": "rustacean"})).await,
+    );
+    assert!(text.contains("rust, py"), "lists known types: {text}");
+    let (_, text) = err_text(
+        "an invalid regex",
+        tools::call(&ctx, "grep", json!({"pattern": "a.(b"})).await,
+    );
+    assert!(text.contains("fixed"), "suggests fixed strings: {text}");
+    Outcome::Passed
+}
+
+pub(super) async fn tool_grep_skipped(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    write(&h, &h.path("small.txt"), b"hit\n").await;
+    // 5 MiB full of matches: over the 4 MiB limit, skipped but said.
+    write(&h, &h.path("big.log"), "hit\n".repeat(5 << 18).as_bytes()).await;
+    write(&h, &h.path("image.png"), b"\x89PNG\r\n\x1a\n\0\0hit").await;
+    write(&h, &h.path("latin1.txt"), b"hit caf\xe9\n").await;
+    sh(
+        &h,
+        &format!(
+            "cd {} && printf 'hit\\n' > \"$(printf 'bad\\377name.txt')\"",
+            q(&h.scratch)
+        ),
+    )
+    .await;
+    let out = tools::grep(&ctx, grep_input("hit", None, None))
+        .await
+        .expect("grep");
+    assert_eq!(lines(&out), vec!["small.txt:1:hit"]);
+    assert_eq!((out.binary_skipped, out.too_large_skipped), (2, 1));
+    let note = out.note.clone().unwrap_or_default();
+    for expected in [
+        "1 file of 4 MiB or more was not searched: big.log",
+        "grep -n",
+        "2 files skipped as binary (a NUL byte or not UTF-8): image.png, latin1.txt",
+        "1 file with names that are not UTF-8 was skipped",
+    ] {
+        assert!(note.contains(expected), "note lacks {expected:?}: {note}");
+    }
+    // Names are shown relative to the workspace, and only for files the filter kept.
+    let out = tools::grep(&ctx, grep_input("hit", Some("."), Some("*.log")))
+        .await
+        .expect("grep *.log");
+    let note = out.note.clone().unwrap_or_default();
+    assert!(
+        note.contains("big.log") && !note.contains("binary"),
+        "{note}"
+    );
+    Outcome::Passed
+}
+
+pub(super) async fn tool_glob_newest_first(h: Harness) -> Outcome {
+    let ctx = h.tools();
+    for name in [
+        "old.rs",
+        "src/new.rs",
+        "src/mid_b.rs",
+        "src/mid_a.rs",
+        "doc.md",
+    ] {
+        h.runtime
+            .create_dir_all(&h.path(name).parent().expect("parent"))
+            .await
+            .expect("mkdir");
+        write(&h, &h.path(name), b"x").await;
+    }
+    sh(
+        &h,
+        &format!(
+            "cd {} && touch -t 202001010000.00 old.rs && touch -t 202301010000.00 src/new.rs \
+             && touch -t 202201010000.00 src/mid_b.rs src/mid_a.rs doc.md",
+            q(&h.scratch)
+        ),
+    )
+    .await;
+    let out = tools::glob(&ctx, glob_input("**/*.rs", None))
+        .await
+        .expect("glob");
+    assert_eq!(
+        out.files,
+        vec!["src/new.rs", "src/mid_a.rs", "src/mid_b.rs", "old.rs"],
+        "newest first, ties by path"
+    );
+    assert_eq!(
+        out.to_text(),
+        "src/new.rs\nsrc/mid_a.rs\nsrc/mid_b.rs\nold.rs"
+    );
+    // The cap keeps the newest.
+    sh(
+        &h,
+        &format!(
+            "mkdir {d} && cd {d} && for ((i=0;i<1003;i++)); do : > f$i.txt; done \
+             && touch -t 202001010000.00 f*.txt && touch -t 202401010000.00 f500.txt",
+            d = q(&h.path("many"))
+        ),
+    )
+    .await;
+    let out = tools::glob(&ctx, glob_input("many/*.txt", None))
+        .await
+        .expect("glob many");
+    assert_eq!((out.files.len(), out.omitted), (1000, 3));
+    assert_eq!(out.files[0], "many/f500.txt", "the newest file comes first");
+    Outcome::Passed
+}
+
 pub(super) async fn tool_gitignore(h: Harness) -> Outcome {
     let has_git = super::util::run(&h, crate::exec::ExecRequest::script("git --version"))
         .await
@@ -755,28 +1029,57 @@ pub(super) async fn tool_gitignore(h: Harness) -> Outcome {
         &format!(
             "cd {} && git init -q repo && cd repo && printf 'ignored/\\n*.log\\n' > .gitignore \
              && mkdir ignored && echo needle > ignored/x.txt && echo needle > kept.txt \
-             && echo needle > app.log && echo needle > gone.txt \
-             && git add .gitignore kept.txt gone.txt && rm gone.txt && echo needle > new.txt",
+             && echo needle > app.log && echo needle > gone.txt && echo needle > forced.log \
+             && mkdir sub && echo local.txt > sub/.gitignore && echo needle > sub/local.txt \
+             && echo needle > sub/other.txt && echo needle > excluded.txt \
+             && echo excluded.txt >> .git/info/exclude \
+             && git add .gitignore kept.txt gone.txt && git add -f forced.log && rm gone.txt \
+             && echo needle > new.txt",
             q(&h.scratch)
         ),
     )
     .await;
+    same_mtime(&h).await;
     let out = tools::grep(&ctx, grep_input("needle", Some("repo"), None))
         .await
         .expect("grep in a git work tree");
     assert_eq!(
         lines(&out),
-        vec!["repo/kept.txt:1:needle", "repo/new.txt:1:needle"],
-        "grep in a git work tree: tracked and untracked files, not ignored or deleted ones"
+        vec![
+            "repo/kept.txt:1:needle",
+            "repo/new.txt:1:needle",
+            "repo/sub/other.txt:1:needle"
+        ],
+        "grep in a git work tree: tracked and untracked files, not ignored (by .gitignore, \
+         a nested .gitignore, info/exclude, even when tracked) or deleted ones"
     );
     let out = tools::glob(&ctx, glob_input("**/*", Some("repo")))
         .await
         .expect("glob in a git work tree");
     assert_eq!(
         out.files,
-        vec!["repo/.gitignore", "repo/kept.txt", "repo/new.txt"],
+        vec![
+            "repo/.gitignore",
+            "repo/kept.txt",
+            "repo/new.txt",
+            "repo/sub/.gitignore",
+            "repo/sub/other.txt"
+        ],
         "glob in a git work tree"
     );
+    // A directory whose files are all ignored, searched on purpose, is searched.
+    sh(
+        &h,
+        &format!(
+            "cd {} && mkdir logs && echo needle > logs/a.log",
+            q(&h.path("repo"))
+        ),
+    )
+    .await;
+    let out = tools::grep(&ctx, grep_input("needle", Some("repo/logs"), None))
+        .await
+        .expect("grep in an ignored dir");
+    assert_eq!(lines(&out), vec!["repo/logs/a.log:1:needle"]);
     // An ignored directory searched on purpose is searched.
     let out = tools::grep(&ctx, grep_input("needle", Some("repo/ignored"), None))
         .await

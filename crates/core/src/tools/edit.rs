@@ -1,13 +1,17 @@
 //! `edit_file`: replaces an exact string in a file, keeping its line endings.
 //!
-//! One read and one write (no stat, no extra round trip): every check happens on the
-//! content in memory, and nothing is written when a check fails.
+//! The replacement is the engine's ([`crate::engine::apply_edit`]). Where the backend
+//! edits where the file is ([`Runtime::edit`](crate::Runtime::edit)) that is one step;
+//! elsewhere one read and one write (no stat, no extra round trip). Every check happens
+//! on the content in memory, and nothing is written when a check fails.
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{display_name, plural, LineEnding};
+use super::text::{display_name, plural};
 use super::ToolContext;
+use crate::engine::{apply_edit, EditFailure, EditReply, EditSpec};
 use crate::error::{Error, Result};
+use crate::path::RemotePath;
 
 /// Input of [`edit_file`].
 #[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
@@ -54,127 +58,73 @@ impl EditFileOutput {
     }
 }
 
-/// Why an edit cannot be applied to a content (the caller adds the path).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum EditFailure {
-    EmptyOld,
-    Identical,
-    Absent,
-    NotUnique(usize),
-}
-
-/// The edited content, the number of replacements and the 1-based line of the first.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Edited {
-    pub(crate) content: String,
-    pub(crate) replacements: usize,
-    pub(crate) first_line: usize,
-}
-
-/// Applies the edit to `content`. When the file uses CRLF line endings, line breaks in
-/// `old`/`new` are matched and written as CRLF (models usually send LF); the strings
-/// are also tried exactly as given, for mixed files.
-pub(crate) fn apply_edit(
-    content: &str,
-    old: &str,
-    new: &str,
-    replace_all: bool,
-) -> std::result::Result<Edited, EditFailure> {
-    if old.is_empty() {
-        return Err(EditFailure::EmptyOld);
-    }
-    if old == new {
-        return Err(EditFailure::Identical);
-    }
-    let ending = LineEnding::detect(content);
-    let mut candidates = vec![(ending.apply(old), ending.apply(new))];
-    if candidates[0].0 != old {
-        candidates.push((old.to_owned(), new.to_owned()));
-    }
-    for (old, new) in candidates {
-        let count = content.matches(old.as_str()).count();
-        if count == 0 {
-            continue;
-        }
-        if count > 1 && !replace_all {
-            return Err(EditFailure::NotUnique(count));
-        }
-        let first = content.find(old.as_str()).unwrap_or(0);
-        let first_line = content[..first].matches('\n').count() + 1;
-        let content = if replace_all {
-            content.replace(old.as_str(), &new)
-        } else {
-            content.replacen(old.as_str(), &new, 1)
-        };
-        return Ok(Edited {
-            content,
-            replacements: count,
-            first_line,
-        });
-    }
-    Err(EditFailure::Absent)
-}
-
 /// Replaces `old_string` with `new_string` in the file at `path`: exactly one
 /// occurrence, or all with `replace_all`. Keeps CRLF line endings. Writes atomically;
 /// writes nothing when the edit cannot be applied.
 pub async fn edit_file(ctx: &ToolContext, input: EditFileInput) -> Result<EditFileOutput> {
     let path = ctx.resolve(&input.path).await?;
-    if input.old_string.is_empty() {
-        return Err(Error::invalid(format!(
-            "old_string is empty: give the exact text to replace in {path}; to create or \
-             overwrite a whole file use write_file"
-        )));
-    }
-    if input.old_string == input.new_string {
-        return Err(Error::invalid(format!(
-            "old_string and new_string are identical: nothing would change in {path}"
-        )));
-    }
-    let bytes = match ctx.runtime.read_file(&path).await {
-        Ok(b) => b,
-        Err(Error::NotFound { host, path }) => {
-            return Err(Error::invalid(format!(
-                "{host}: {path}: no such file: check the path, or create the file with write_file"
-            )))
-        }
-        Err(e) => return Err(e),
+    let spec = EditSpec {
+        old_string: input.old_string,
+        new_string: input.new_string,
+        replace_all: input.replace_all,
     };
-    let content = std::str::from_utf8(&bytes).map_err(|_| {
-        Error::invalid(format!(
-            "{}: {path} is not valid UTF-8 text (binary?): edit_file edits text files only",
-            ctx.host()
-        ))
-    })?;
-    let edited = apply_edit(
-        content,
-        &input.old_string,
-        &input.new_string,
-        input.replace_all,
-    )
-    .map_err(|failure| match failure {
-        EditFailure::EmptyOld | EditFailure::Identical => {
-            Error::invalid(format!("{path}: nothing to replace"))
-        }
-        EditFailure::Absent => Error::invalid(format!(
-            "old_string was not found in {path}: it must match the file exactly, including \
-             whitespace, indentation and line endings; read the file again with read_file and \
-             copy the text exactly (without the line-number prefixes)"
-        )),
-        EditFailure::NotUnique(n) => Error::invalid(format!(
-            "old_string occurs {n} times in {path}: include more surrounding lines in old_string \
-             so it matches exactly one place, or set replace_all to true to replace all {n}"
-        )),
-    })?;
+    // Before any round trip: what can be refused without the file.
+    spec.validate()
+        .map_err(|failure| failure_error(ctx, &path, &failure))?;
+    let reply = match ctx.runtime.edit(&path, &spec).await {
+        Ok(Some(reply)) => reply,
+        Ok(None) => edit_generic(ctx, &path, &spec).await?,
+        Err(e) => return Err(missing_file(e)),
+    };
+    match reply {
+        EditReply::Applied {
+            replacements,
+            first_line,
+            bytes_written,
+        } => Ok(EditFileOutput {
+            path: path.as_str().to_owned(),
+            replacements,
+            first_line,
+            bytes_written,
+        }),
+        EditReply::Failed { failure } => Err(failure_error(ctx, &path, &failure)),
+    }
+}
+
+/// The edit through the runtime's read and write.
+async fn edit_generic(ctx: &ToolContext, path: &RemotePath, spec: &EditSpec) -> Result<EditReply> {
+    let bytes = ctx.runtime.read_file(path).await.map_err(missing_file)?;
+    let edited = match apply_edit(&bytes, spec) {
+        Ok(edited) => edited,
+        Err(failure) => return Ok(EditReply::Failed { failure }),
+    };
     ctx.runtime
-        .write_file(&path, edited.content.as_bytes())
+        .write_file(path, edited.content.as_bytes())
         .await?;
-    Ok(EditFileOutput {
-        path: path.as_str().to_owned(),
+    Ok(EditReply::Applied {
         replacements: edited.replacements,
         first_line: edited.first_line,
         bytes_written: edited.content.len() as u64,
     })
+}
+
+/// A missing file, said with the way to create one.
+fn missing_file(e: Error) -> Error {
+    match e {
+        Error::NotFound { host, path } => Error::invalid(format!(
+            "{host}: {path}: no such file: check the path, or create the file with write_file"
+        )),
+        e => e,
+    }
+}
+
+/// The error for an edit that does not apply.
+fn failure_error(ctx: &ToolContext, path: &RemotePath, failure: &EditFailure) -> Error {
+    let message = failure.message(path.as_str());
+    match failure {
+        EditFailure::NotText => Error::invalid(format!("{}: {message}", ctx.host())),
+        _ => Error::invalid(message),
+    }
 }
 
 /// The `edit_file` tool: see [`EditFileTool::DESCRIPTION`](super::Tool::DESCRIPTION).
@@ -213,47 +163,5 @@ impl super::Tool for EditFileTool {
 impl super::ToolResult for EditFileOutput {
     fn text(&self) -> String {
         self.to_text()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_one_or_all() {
-        let e = apply_edit("a\nb\nc\n", "b", "B", false).expect("edit");
-        assert_eq!(e.content, "a\nB\nc\n");
-        assert_eq!((e.replacements, e.first_line), (1, 2));
-        assert_eq!(
-            apply_edit("x x x", "x", "y", false),
-            Err(EditFailure::NotUnique(3))
-        );
-        let e = apply_edit("x x x", "x", "y", true).expect("edit");
-        assert_eq!((e.content.as_str(), e.replacements), ("y y y", 3));
-        assert_eq!(apply_edit("abc", "z", "y", false), Err(EditFailure::Absent));
-        assert_eq!(
-            apply_edit("abc", "", "y", false),
-            Err(EditFailure::EmptyOld)
-        );
-        assert_eq!(
-            apply_edit("abc", "a", "a", false),
-            Err(EditFailure::Identical)
-        );
-    }
-
-    #[test]
-    fn crlf_files_keep_crlf() {
-        let e = apply_edit("one\r\ntwo\r\nthree\r\n", "one\ntwo\n", "1\n2\n", false).expect("edit");
-        assert_eq!(e.content, "1\r\n2\r\nthree\r\n");
-        // Strings already in CRLF are not doubled.
-        let e = apply_edit("one\r\ntwo\r\n", "one\r\n", "uno\r\n", false).expect("edit");
-        assert_eq!(e.content, "uno\r\ntwo\r\n");
-        // A mostly-LF file with one CRLF line: the exact string still matches.
-        let e = apply_edit("a\nb\r\nc\nd\n", "b\r\n", "B\r\n", false).expect("edit");
-        assert_eq!(e.content, "a\nB\r\nc\nd\n");
-        // LF files are untouched.
-        let e = apply_edit("a\nb\n", "a\n", "x\ny\n", false).expect("edit");
-        assert_eq!(e.content, "x\ny\nb\n");
     }
 }

@@ -1,8 +1,16 @@
-//! Listing and fetching many files in one round trip each, for `glob` and `grep`.
+//! Listing and fetching many files in one round trip each, for the generic path of
+//! `glob` and `grep` (see the `generic` module).
 //!
-//! Listing: one `find . -name .git -prune -o -type f -print0` run in the directory
-//! (POSIX find options only, so GNU, BSD and busybox find agree); filtering by glob
-//! happens here, locally, with `globset`.
+//! Listing: one script run in the directory. Outside a git work tree it is one
+//! `find . -name .git -prune -o -type f ...` (POSIX find options, plus GNU find's
+//! `-printf` where the host has it, for modification times); inside one, `git
+//! ls-files` names the files git does not ignore and `find` keeps the regular ones, as
+//! ripgrep's rules do (tracked files that match an ignore rule are left out too, and
+//! the user's global excludes file is not read, like the engine). Filtering by glob
+//! and type happens here, locally, with the engine. One known difference from the
+//! engine's walk: a git repository nested in the work tree (a submodule, a clone
+//! inside it) is one entry to `git ls-files`, so its files are not listed here, while
+//! the engine walks them with their own rules.
 //!
 //! Fetching: one `bash` script that reads the NUL-separated list of names on its stdin
 //! and streams them as a tar archive (`tar -cf -`, in batches of 200 names), cut at a
@@ -11,11 +19,12 @@
 //! every host cmux targets. Where `tar` is missing, files are read one by one through
 //! [`Runtime::read_file`](crate::Runtime::read_file), a few at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::tar::{self, Entry};
 use super::ToolContext;
+use crate::engine::Mtime;
 use crate::error::{Error, Result};
 use crate::exec::{ExecRequest, ExitStatus, Stdin};
 use crate::path::RemotePath;
@@ -23,15 +32,29 @@ use crate::quote::quote;
 use crate::runtime::{tail, RuntimeExt};
 
 /// Deadline of one listing or fetch command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bytes of listing kept (about 600,000 names).
 const LIST_CAP: usize = 32 << 20;
+/// Printed on stderr by the listing script before its own work (see [`listing_script`]).
+const STDERR_MARKER: &str = "[cmux: listing starts]\n";
+
+/// One listed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// Its path relative to the directory, without `./`.
+    pub(crate) name: String,
+    /// Its modification time, when the listing asked for times and the host's find
+    /// could print them.
+    pub(crate) modified: Option<Mtime>,
+}
 
 /// Files under a directory.
 #[derive(Debug, Default)]
 pub(crate) struct Listing {
-    /// Paths relative to the directory, sorted, without `./`.
-    pub(crate) files: Vec<String>,
+    /// The regular files (under the size limit, if one was given), sorted by name.
+    pub(crate) files: Vec<Listed>,
+    /// Files left out for their size, sorted.
+    pub(crate) too_large: Vec<String>,
     /// True when the listing was cut at [`LIST_CAP`].
     pub(crate) cut: bool,
     /// Names skipped because they are not valid UTF-8.
@@ -40,6 +63,8 @@ pub(crate) struct Listing {
     pub(crate) warnings: Option<String>,
     /// True when the listing came from git and left out ignored files.
     pub(crate) respects_gitignore: bool,
+    /// True when times were asked for and the host's find printed them.
+    pub(crate) has_mtimes: bool,
 }
 
 /// What the listing found at `dir`.
@@ -51,55 +76,80 @@ pub(crate) enum ListResult {
     File,
 }
 
-/// Lists the regular files under `dir` (recursively, `.git` directories skipped).
-/// Inside a git work tree, files ignored by git (`.gitignore`, `info/exclude`) are
-/// left out, as ripgrep does; when that leaves nothing (an ignored directory was
-/// searched on purpose), every file is listed. `max_size`: leave out files of this
-/// many bytes or more.
+/// Lists the regular files under `dir` (recursively, `.git` skipped, symlinks not
+/// followed). Inside a git work tree, files git ignores are left out; when that leaves
+/// nothing (an ignored directory was searched on purpose), every file is listed.
+/// `max_size`: files of this many bytes or more go to `too_large`. `mtimes`: ask for
+/// modification times.
 pub(crate) async fn list_files(
     ctx: &ToolContext,
     dir: &RemotePath,
     max_size: Option<u64>,
+    mtimes: bool,
 ) -> Result<ListResult> {
-    match list_with(ctx, dir, max_size, true).await? {
-        ListResult::Dir(l) if l.respects_gitignore && l.files.is_empty() && !l.cut => {
-            list_with(ctx, dir, max_size, false).await
+    match list_with(ctx, dir, max_size, mtimes, true).await? {
+        ListResult::Dir(l)
+            if l.respects_gitignore && l.files.is_empty() && l.too_large.is_empty() && !l.cut =>
+        {
+            list_with(ctx, dir, max_size, mtimes, false).await
         }
         other => Ok(other),
     }
+}
+
+/// The listing script (see the module docs). Its output: the listing's kind (`git` or
+/// `find`) and whether records carry times (`T` or `P`), then one NUL-terminated
+/// record per file: `./name` (a file, POSIX find), `f[TIME ]./name` (a file, GNU
+/// find), `L[TIME ]./name` (too large), `i./name` (tracked by git but ignored by its
+/// rules: left out).
+fn listing_script(dir: &RemotePath, max_size: Option<u64>, mtimes: bool, use_git: bool) -> String {
+    let time = if mtimes { "%T@ " } else { "" };
+    let (gnu, posix) = match max_size {
+        Some(n) => (
+            format!("\\( -size -{n}c -printf 'f{time}%p\\0' -o -printf 'L{time}%p\\0' \\)"),
+            format!("\\( -size -{n}c -print0 -o -exec printf 'L%s\\0' {{}} + \\)"),
+        ),
+        None => (format!("-printf 'f{time}%p\\0'"), "-print0".to_owned()),
+    };
+    let timed = if mtimes { "T" } else { "P" };
+    // `$sel`: find's actions for this host; `eval`/`sh -c` run our own text only.
+    let select = format!(
+        "if find . -maxdepth 0 -printf '' >/dev/null 2>&1; then fmt={timed}; sel={gnu}; \
+         else fmt=P; sel={posix}; fi\n",
+        gnu = quote(&gnu),
+        posix = quote(&posix),
+    );
+    let git = if use_git {
+        "if command -v git >/dev/null 2>&1 && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then\n\
+         printf 'git\\0%s\\0' \"$fmt\"\n\
+         g() { git -c core.excludesFile=/dev/null ls-files -z --exclude-standard \"$@\" 2>/dev/null; }\n\
+         g --cached --others | while IFS= read -r -d '' f; do printf './%s\\0' \"$f\"; done \\\n\
+         | xargs -0 sh -c '[ $# -gt 0 ] || exit 0; exec find \"$@\" -prune -type f '\"$sel\" sh 2>/dev/null\n\
+         g --cached --ignored | while IFS= read -r -d '' f; do printf 'i./%s\\0' \"$f\"; done\n\
+         exit 0\n\
+         fi\n"
+    } else {
+        ""
+    };
+    // The marker on stderr separates what the shell's startup files print (a host's
+    // rc noise) from find's own complaints, the only ones worth a note.
+    format!(
+        "printf '%s' {marker} >&2\nd={d}\n[ -e \"$d\" ] || exit 3\n[ -d \"$d\" ] || exit 4\ncd -- \"$d\" || exit 5\n\
+         {select}{git}printf 'find\\0%s\\0' \"$fmt\"\n\
+         eval \"exec find . -name .git -prune -o -type f $sel\"\n",
+        d = quote(dir.as_str()),
+        marker = quote(STDERR_MARKER),
+    )
 }
 
 async fn list_with(
     ctx: &ToolContext,
     dir: &RemotePath,
     max_size: Option<u64>,
+    mtimes: bool,
     use_git: bool,
 ) -> Result<ListResult> {
-    let size = max_size
-        .map(|n| format!(" -size -{n}c"))
-        .unwrap_or_default();
-    // Git mode: `git ls-files` names tracked and untracked-but-not-ignored files; a
-    // `find` over those names (as `./name` operands, `-prune` so directories are not
-    // entered) keeps existing regular files under the size limit, exactly as the
-    // plain `find` would. The first NUL-terminated word says which listing ran.
-    let git = if use_git {
-        format!(
-            "if command -v git >/dev/null 2>&1 && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then\n\
-             printf 'git\\0'\n\
-             git ls-files -z --cached --others --exclude-standard 2>/dev/null \\\n\
-             | while IFS= read -r -d '' f; do printf './%s\\0' \"$f\"; done \\\n\
-             | xargs -0 sh -c '[ $# -gt 0 ] || exit 0; exec find \"$@\" -prune -type f{size} -print0' sh 2>/dev/null\n\
-             exit 0\n\
-             fi\n"
-        )
-    } else {
-        String::new()
-    };
-    let script = format!(
-        "d={d}\n[ -e \"$d\" ] || exit 3\n[ -d \"$d\" ] || exit 4\ncd -- \"$d\" || exit 5\n\
-         {git}printf 'find\\0'\nexec find . -name .git -prune -o -type f{size} -print0\n",
-        d = quote(dir.as_str())
-    );
+    let script = listing_script(dir, max_size, mtimes, use_git);
     let out = ctx
         .runtime
         .output(
@@ -108,6 +158,10 @@ async fn list_with(
         )
         .await?;
     let stderr = out.stderr_lossy();
+    let stderr = match stderr.rfind(STDERR_MARKER) {
+        Some(at) => stderr[at + STDERR_MARKER.len()..].to_owned(),
+        None => stderr,
+    };
     match out.status {
         ExitStatus::Exited(0 | 1) => {}
         ExitStatus::Exited(3) => {
@@ -139,28 +193,77 @@ async fn list_with(
             })
         }
     }
-    let cut = out.stdout_dropped > 0;
-    let mut listing = Listing {
-        cut,
-        warnings: (!stderr.trim().is_empty()).then(|| tail(&stderr, 500)),
-        ..Listing::default()
-    };
-    let mut names: Vec<&[u8]> = out.stdout.split(|b| *b == 0).collect();
-    // The piece after the last NUL is empty, or a name cut by the cap.
-    names.pop();
-    if !names.is_empty() {
-        listing.respects_gitignore = names.remove(0) == b"git";
-    }
-    for name in names {
-        let name = name.strip_prefix(b"./").unwrap_or(name);
-        match std::str::from_utf8(name) {
-            Ok(n) if !n.is_empty() => listing.files.push(n.to_owned()),
-            Ok(_) => {}
-            Err(_) => listing.non_utf8 += 1,
+    let mut listing = parse_listing(&out.stdout);
+    listing.cut = out.stdout_dropped > 0;
+    listing.warnings = (!stderr.trim().is_empty()).then(|| tail(&stderr, 500));
+    Ok(ListResult::Dir(listing))
+}
+
+/// Reads the listing script's output (see [`listing_script`]).
+fn parse_listing(stdout: &[u8]) -> Listing {
+    let mut listing = Listing::default();
+    let mut records: Vec<&[u8]> = stdout.split(|b| *b == 0).collect();
+    // The piece after the last NUL is empty, or a record cut by the cap.
+    records.pop();
+    let mut records = records.into_iter();
+    listing.respects_gitignore = records.next() == Some(b"git");
+    let timed = records.next() == Some(b"T");
+    listing.has_mtimes = timed;
+    let mut ignored: HashSet<&[u8]> = HashSet::new();
+    for record in records {
+        let (kind, rest) = match record.first() {
+            Some(b'.') => (b'f', record),
+            Some(&tag) => (tag, &record[1..]),
+            None => continue,
+        };
+        if kind == b'i' {
+            ignored.insert(rest);
+            continue;
+        }
+        let (modified, name) = match (
+            timed && record.first() != Some(&b'.'),
+            rest.iter().position(|b| *b == b' '),
+        ) {
+            (true, Some(space)) => (
+                std::str::from_utf8(&rest[..space])
+                    .ok()
+                    .and_then(Mtime::parse),
+                &rest[space + 1..],
+            ),
+            _ => (None, rest),
+        };
+        if ignored.contains(name) {
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(name) else {
+            listing.non_utf8 += 1;
+            continue;
+        };
+        let text = text.strip_prefix("./").unwrap_or(text);
+        if text.is_empty() {
+            continue;
+        }
+        match kind {
+            b'L' => listing.too_large.push(text.to_owned()),
+            _ => listing.files.push(Listed {
+                name: text.to_owned(),
+                modified,
+            }),
         }
     }
-    listing.files.sort();
-    Ok(ListResult::Dir(listing))
+    if !ignored.is_empty() {
+        // The ignored names come last: drop those listed before them.
+        let ignored: HashSet<&str> = ignored
+            .iter()
+            .filter_map(|n| std::str::from_utf8(n).ok())
+            .map(|n| n.strip_prefix("./").unwrap_or(n))
+            .collect();
+        listing.files.retain(|f| !ignored.contains(f.name.as_str()));
+        listing.too_large.retain(|f| !ignored.contains(f.as_str()));
+    }
+    listing.files.sort_by(|a, b| a.name.cmp(&b.name));
+    listing.too_large.sort();
+    listing
 }
 
 /// Contents fetched for a list of files.
@@ -288,4 +391,46 @@ async fn fetch_one_by_one(
         }
     }
     Ok(fetched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_records() {
+        let out = b"git\0T\0f1700000000.5000000000 ./b.rs\0f12 ./a b.rs\0L13 ./big.log\0\
+                    f14 ./forced.log\0f15 ./bad\xff\0i./forced.log\0f16 ./cut";
+        let l = parse_listing(out);
+        assert!(l.respects_gitignore && l.has_mtimes);
+        let files: Vec<(&str, Option<Mtime>)> = l
+            .files
+            .iter()
+            .map(|f| (f.name.as_str(), f.modified))
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("a b.rs", Some(Mtime { secs: 12, nanos: 0 })),
+                (
+                    "b.rs",
+                    Some(Mtime {
+                        secs: 1_700_000_000,
+                        nanos: 500_000_000
+                    })
+                ),
+            ],
+            "sorted, times parsed, tracked-but-ignored and cut records dropped"
+        );
+        assert_eq!(l.too_large, vec!["big.log"]);
+        assert_eq!(l.non_utf8, 1);
+        // POSIX find: plain names, too-large ones tagged.
+        let l = parse_listing(b"find\0P\0./x\0L./y\0./new\nline\0");
+        assert!(!l.respects_gitignore && !l.has_mtimes);
+        let names: Vec<&str> = l.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            (names, l.too_large),
+            (vec!["new\nline", "x"], vec!["y".to_owned()])
+        );
+    }
 }

@@ -1,29 +1,29 @@
-//! `glob`: files matching a glob pattern under a directory.
+//! `glob`: files matching a glob pattern under a directory, newest first.
 //!
-//! One `find` on the host lists the files (see the `files` module), and the pattern is
-//! matched here with `globset`, so the semantics are identical on every backend:
-//! `*`, `?` and `[...]` stay within one path component, `**` crosses directories,
-//! `{a,b}` alternates. `.git` directories are skipped, and inside a git work tree so
-//! are the files git ignores (as ripgrep and fd do), unless that leaves nothing.
+//! The pattern is matched by cmux's engine with `globset`, so the semantics are
+//! identical on every backend: `*`, `?` and `[...]` stay within one path component,
+//! `**` crosses directories, `{a,b}` alternates. Results are sorted by modification
+//! time, newest first (the files an agent most likely wants), ties by path. `.git` is
+//! skipped, hidden files are listed, symlinks are not followed, and inside a git work
+//! tree the files git ignores are skipped (as ripgrep and fd do), unless that leaves
+//! nothing. Where a backend runs the engine where the files are
+//! ([`Runtime::glob`](crate::Runtime::glob)) that is one step; elsewhere one `find` on
+//! the host lists the files (see the `generic` module).
 
-use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
-use super::files::{list_files, ListResult};
+use super::generic;
 use super::text::display_name;
 use super::ToolContext;
+use crate::engine::GlobRequest;
 use crate::error::{Error, Result};
 use crate::path::RemotePath;
 
-/// Said when nothing matched in a git work tree, where ignored files are not listed.
-pub(crate) const IGNORED_NOTE: &str =
-    "files ignored by git (.gitignore) were not searched; use bash with find or grep to include them";
-
-/// Results returned at most.
-pub const GLOB_MAX_RESULTS: usize = 1000;
+/// Results returned at most (the newest).
+pub const GLOB_MAX_RESULTS: usize = crate::engine::GLOB_MAX_RESULTS;
 
 /// Input of [`glob()`].
-#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GlobInput {
     /// A glob pattern matched against paths relative to the search directory, e.g.
@@ -41,7 +41,8 @@ pub struct GlobOutput {
     /// The directory `files` are relative to: the workspace when the search was inside
     /// it, else the searched directory.
     pub base: String,
-    /// Matching files, relative to `base`, sorted (at most 1000).
+    /// Matching files, relative to `base`, newest first, ties by path (at most 1000:
+    /// the newest).
     pub files: Vec<String>,
     /// Matches left out past the first 1000.
     pub omitted: usize,
@@ -75,20 +76,6 @@ impl GlobOutput {
         }
         lines.join("\n")
     }
-}
-
-/// A compiled pattern: `*` does not cross `/`.
-pub(crate) fn matcher(pattern: &str) -> Result<GlobMatcher> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map(|g| g.compile_matcher())
-        .map_err(|e| {
-            Error::invalid(format!(
-                "invalid glob pattern {pattern:?}: {e}; use e.g. `**/*.rs` or `src/*.toml`"
-            ))
-        })
 }
 
 /// For a search of `dir`: the base results are shown relative to and the prefix that
@@ -149,46 +136,24 @@ pub async fn glob(ctx: &ToolContext, input: GlobInput) -> Result<GlobOutput> {
     if pattern.is_empty() {
         return Err(Error::invalid("glob pattern is empty: give e.g. `**/*.rs`"));
     }
-    let matcher = matcher(&pattern)?;
-    let listing = match list_files(ctx, &dir, None).await? {
-        ListResult::Dir(l) => l,
-        ListResult::File => {
-            return Err(Error::WrongKind {
-                host: ctx.host().to_owned(),
-                path: dir,
-                message: "is a file, not a directory: give the directory to search as path".into(),
-            })
-        }
+    // Checked here first: a bad pattern is the same error on every path and costs no
+    // round trip.
+    crate::engine::compile_glob(&pattern).map_err(|e| Error::from_engine(ctx.host(), e))?;
+    let req = GlobRequest::new(dir.as_str(), pattern);
+    let reply = match ctx.runtime.glob(&req).await? {
+        Some(reply) => reply,
+        None => generic::glob(ctx, &dir, &req).await?,
     };
     let (base, prefix, outside_root) = output_base(ctx, &dir);
-    let mut files: Vec<String> = listing
-        .files
-        .iter()
-        .filter(|f| matcher.is_match(f.as_str()))
-        .map(|f| format!("{prefix}{f}"))
-        .collect();
-    let omitted = files.len().saturating_sub(GLOB_MAX_RESULTS);
-    files.truncate(GLOB_MAX_RESULTS);
-    let mut notes = Vec::new();
-    if listing.cut {
-        notes.push("the directory holds too many files; only part of it was searched".into());
-    }
-    if listing.non_utf8 > 0 {
-        notes.push(format!(
-            "{} files with names that are not UTF-8 were skipped",
-            listing.non_utf8
-        ));
-    }
-    if let Some(w) = listing.warnings {
-        notes.push(format!("find reported: {w}"));
-    }
-    if files.is_empty() && listing.respects_gitignore {
-        notes.push(IGNORED_NOTE.into());
-    }
+    let notes = reply.notes(&prefix);
     Ok(GlobOutput {
         base: base.as_str().to_owned(),
-        files,
-        omitted,
+        files: reply
+            .files
+            .into_iter()
+            .map(|f| format!("{prefix}{}", f.path))
+            .collect(),
+        omitted: reply.omitted,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
         outside_root,
     })
@@ -205,8 +170,8 @@ impl super::Tool for GlobTool {
         searching recursively under the workspace (or `path`). `*` matches within one path \
         segment and `**` across directories, e.g. `**/*.rs`, `src/**/mod.rs` or \
         `*.{ts,tsx}`. `.git` is skipped, and inside a git work tree so are the files git \
-        ignores. Returns the matching file paths relative to the workspace, sorted by path, \
-        at most 1000 (with a count of the rest). Relative paths resolve against the \
+        ignores. Returns the matching file paths relative to the workspace, newest first \
+        (most recently modified first), at most 1000 (with a count of the rest). Relative paths resolve against the \
         workspace. To search file contents, use grep.";
     const EFFECT: super::Effect = super::Effect::ReadOnly;
     type Input = GlobInput;
@@ -231,17 +196,6 @@ impl super::ToolResult for GlobOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn star_stays_in_one_component() {
-        let m = matcher("*.rs").expect("glob");
-        assert!(m.is_match("a.rs"));
-        assert!(!m.is_match("src/a.rs"));
-        let m = matcher("**/*.rs").expect("glob");
-        assert!(m.is_match("a.rs"));
-        assert!(m.is_match("src/x/a.rs"));
-        assert!(matcher("[").is_err());
-    }
 
     #[test]
     fn absolute_patterns_split_at_the_first_wildcard() {

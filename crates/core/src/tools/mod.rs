@@ -33,6 +33,7 @@ mod bash;
 mod cut;
 mod edit;
 mod files;
+mod generic;
 mod glob;
 mod grep;
 mod image;
@@ -44,13 +45,14 @@ mod text;
 mod tool;
 mod write;
 
+pub use crate::engine::OutputMode;
 pub use bash::{
     bash, bash_cancellable, BashInput, BashOutput, BashTool, BASH_DEFAULT_TIMEOUT_SECS,
     BASH_HEAD_CHARS, BASH_TAIL_CHARS,
 };
 pub use edit::{edit_file, EditFileInput, EditFileOutput, EditFileTool};
 pub use glob::{glob, GlobInput, GlobOutput, GlobTool, GLOB_MAX_RESULTS};
-pub use grep::{grep, GrepInput, GrepMatch, GrepOutput, GrepTool, GREP_MAX_MATCHES};
+pub use grep::{grep, GrepCount, GrepInput, GrepMatch, GrepOutput, GrepTool, GREP_MAX_MATCHES};
 pub use list::{list_dir, ListDirEntry, ListDirInput, ListDirOutput, ListDirTool};
 pub use read::{
     read_file, ReadFileInput, ReadFileOutput, ReadFileTool, ReadImage, ReadText,

@@ -591,4 +591,29 @@ impl Runtime for CoderRuntime {
         self.with_recovery(|ssh| async move { ssh.resolve_path(path).await })
             .await
     }
+
+    async fn grep(
+        &self,
+        req: &cmux_core::engine::GrepRequest,
+    ) -> Result<Option<cmux_core::engine::GrepReply>> {
+        self.with_recovery(|ssh| async move { ssh.grep(req).await })
+            .await
+    }
+
+    async fn glob(
+        &self,
+        req: &cmux_core::engine::GlobRequest,
+    ) -> Result<Option<cmux_core::engine::GlobReply>> {
+        self.with_recovery(|ssh| async move { ssh.glob(req).await })
+            .await
+    }
+
+    async fn edit(
+        &self,
+        path: &RemotePath,
+        spec: &cmux_core::engine::EditSpec,
+    ) -> Result<Option<cmux_core::engine::EditReply>> {
+        self.with_recovery(|ssh| async move { ssh.edit(path, spec).await })
+            .await
+    }
 }

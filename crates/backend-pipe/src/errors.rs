@@ -48,6 +48,16 @@ pub(crate) fn from_wire(host: &str, path: Option<&RemotePath>, err: WireError) -
             },
             None => Error::backend(host, err.message),
         },
+        ErrorKind::WrongKind => match path {
+            Some(path) => Error::WrongKind {
+                host: host.to_owned(),
+                path,
+                message: err.message,
+            },
+            None => Error::backend(host, err.message),
+        },
+        // As the local backend reports them (cmux_core::Error::from_engine).
+        ErrorKind::InvalidPattern => Error::invalid(err.message),
         ErrorKind::NotWritable => match path {
             Some(path) => Error::NotWritable {
                 host: host.to_owned(),

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cmux_core::engine::{EditReply, EditSpec, GlobReply, GlobRequest, GrepReply, GrepRequest};
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
 };
@@ -243,5 +244,17 @@ impl Runtime for PipeRuntime {
 
     async fn resolve_path(&self, path: &str) -> Result<RemotePath> {
         self.connection().await?.resolve_path(path)
+    }
+
+    async fn grep(&self, req: &GrepRequest) -> Result<Option<GrepReply>> {
+        self.connection().await?.grep(req).await.map(Some)
+    }
+
+    async fn glob(&self, req: &GlobRequest) -> Result<Option<GlobReply>> {
+        self.connection().await?.glob(req).await.map(Some)
+    }
+
+    async fn edit(&self, path: &RemotePath, spec: &EditSpec) -> Result<Option<EditReply>> {
+        self.connection().await?.edit(path, spec).await.map(Some)
     }
 }

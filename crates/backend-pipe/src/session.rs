@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
+use cmux_core::engine::{EditReply, EditSpec, GlobReply, GlobRequest, GrepReply, GrepRequest};
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, FileKind, Metadata, Process, RemotePath, Result,
 };
 use cmux_protocol::frame::STREAM_OUT;
 use cmux_protocol::{
-    Done, Frame, FrameKind, InfoReply, PathReply, ReadDirReply, ReadReply, ReadSpec, Request,
-    StatReply, WireError, WireKind, WriteReply, WriteSpec,
+    Done, EditRequest, Frame, FrameKind, InfoReply, PathReply, ReadDirReply, ReadReply, ReadSpec,
+    Request, StatReply, WireError, WireKind, WriteReply, WriteSpec,
 };
 use serde::de::DeserializeOwned;
 
@@ -294,6 +295,30 @@ impl HelperConnection {
                 return Ok((RemotePath::new(reply.path)?, reply.mode));
             }
         }
+    }
+
+    /// [`cmux_core::Runtime::grep`], run by the helper where the files are.
+    pub async fn grep(self: &Arc<Self>, req: &GrepRequest) -> Result<GrepReply> {
+        let path = RemotePath::new(req.path.clone()).ok();
+        self.call(&Request::Grep(req.clone()), "a grep", path.as_ref())
+            .await
+    }
+
+    /// [`cmux_core::Runtime::glob`], run by the helper where the files are.
+    pub async fn glob(self: &Arc<Self>, req: &GlobRequest) -> Result<GlobReply> {
+        let path = RemotePath::new(req.path.clone()).ok();
+        self.call(&Request::Glob(req.clone()), "a glob", path.as_ref())
+            .await
+    }
+
+    /// [`cmux_core::Runtime::edit`]: read, replace and atomic write in one request.
+    pub async fn edit(self: &Arc<Self>, path: &RemotePath, spec: &EditSpec) -> Result<EditReply> {
+        let req = EditRequest {
+            path: self.absolute(path),
+            spec: spec.clone(),
+            force: false,
+        };
+        self.call(&Request::Edit(req), "an edit", Some(path)).await
     }
 
     /// [`cmux_core::Runtime::exec`].

@@ -121,6 +121,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cmux_core::engine::{EditReply, EditSpec, GlobReply, GlobRequest, GrepReply, GrepRequest};
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
 };
@@ -364,6 +365,27 @@ impl Runtime for SshRuntime {
         match self.state.helper().await? {
             Some(h) => h.resolve_path(path),
             None => files::resolve(&self.state, path).await,
+        }
+    }
+
+    async fn grep(&self, req: &GrepRequest) -> Result<Option<GrepReply>> {
+        match self.state.helper().await? {
+            Some(h) => h.grep(req).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn glob(&self, req: &GlobRequest) -> Result<Option<GlobReply>> {
+        match self.state.helper().await? {
+            Some(h) => h.glob(req).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn edit(&self, path: &RemotePath, spec: &EditSpec) -> Result<Option<EditReply>> {
+        match self.state.helper().await? {
+            Some(h) => h.edit(path, spec).await.map(Some),
+            None => Ok(None),
         }
     }
 }

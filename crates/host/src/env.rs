@@ -8,6 +8,9 @@
 //! file prints before it is skipped and cannot be taken for a variable. Commands wait
 //! for the capture (at most [`CAPTURE_TIMEOUT`]); file operations never do.
 //!
+//! The capture is kept on the host between helper starts (see `env_cache`), so a CLI
+//! call does not pay a heavy profile before its first command.
+//!
 //! A login shell that fails, hangs or exits early (an `exit` in `~/.profile`) leaves
 //! commands with the helper's own environment, and the reason is kept for `cmux doctor`
 //! and sent as a notice.
@@ -56,7 +59,26 @@ impl LoginEnv {
     pub(crate) fn capture_in_background(self: &std::sync::Arc<Self>) {
         let me = self.clone();
         std::thread::spawn(move || {
-            let captured = match capture(&me.running) {
+            // A capture saved by an earlier helper, while no startup file changed.
+            let shell = login_shell();
+            let home = home_dir();
+            let key = home.as_ref().map(|h| crate::env_cache::key(&shell, h));
+            if let (Some(home), Some(key)) = (&home, &key) {
+                if let Some(delta) = crate::env_cache::load(home, key) {
+                    let vars = apply_delta(own_env(), &delta);
+                    *me.state.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Captured { vars, error: None });
+                    me.ready.notify_all();
+                    return;
+                }
+            }
+            let result = capture(&me.running);
+            if let (Ok(vars), Some(home), Some(key)) = (&result, &home, &key) {
+                // Only what the startup files set is kept: per-session variables
+                // (SSH_CONNECTION...) come from each helper's own environment.
+                crate::env_cache::save(home, key, &delta(&own_env(), vars));
+            }
+            let captured = match result {
                 Ok(vars) => Captured { vars, error: None },
                 Err(error) => Captured {
                     vars: own_env(),
@@ -99,6 +121,32 @@ impl LoginEnv {
     }
 }
 
+/// What the login shell set or changed relative to `base` (variables it removed are
+/// not recorded: a profile that unsets a variable is rare, and keeping it is harmless).
+fn delta(base: &Vars, login: &Vars) -> Vars {
+    login
+        .iter()
+        .filter(|(k, v)| !base.iter().any(|(bk, bv)| bk == k && bv == v))
+        .cloned()
+        .collect()
+}
+
+/// `base` with `delta`'s variables set.
+fn apply_delta(base: Vars, delta: &Vars) -> Vars {
+    let mut map: BTreeMap<OsString, OsString> = base.into_iter().collect();
+    for (k, v) in delta {
+        map.insert(k.clone(), v.clone());
+    }
+    map.into_iter().collect()
+}
+
+/// The user's login shell: `$SHELL`, else `/bin/sh`.
+fn login_shell() -> OsString {
+    std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| OsString::from("/bin/sh"))
+}
+
 /// The helper's own environment, in name order.
 pub(crate) fn own_env() -> Vars {
     let map: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
@@ -106,9 +154,7 @@ pub(crate) fn own_env() -> Vars {
 }
 
 fn capture(running: &Mutex<Option<u32>>) -> Result<Vars, String> {
-    let shell = std::env::var_os("SHELL")
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| OsString::from("/bin/sh"));
+    let shell = login_shell();
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find the helper's own executable: {e}"))?;
     let nonce = sys::hex(&sys::random_bytes::<16>());

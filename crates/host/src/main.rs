@@ -18,12 +18,14 @@
 //! directory comes from `$HOME`, or `/etc/passwd` read directly.
 
 mod env;
+mod env_cache;
 mod errors;
 mod exec;
 mod files;
 mod outbox;
 mod serve;
 mod sys;
+mod tools;
 mod window;
 mod write;
 

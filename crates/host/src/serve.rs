@@ -286,6 +286,9 @@ fn simple(state: &State, id: u32, request: Request) {
             };
             reply(out, id, Ok::<_, WireError>(info))
         }
+        Request::Grep(req) => reply(out, id, crate::tools::grep(&req)),
+        Request::Glob(req) => reply(out, id, crate::tools::glob(&req)),
+        Request::Edit(req) => reply(out, id, crate::tools::edit(&req, state.umask)),
         Request::Exec(_) | Request::Write(_) | Request::Read(_) => {}
     }
 }

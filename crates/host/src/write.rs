@@ -49,7 +49,51 @@ pub(crate) fn write(
     chunks: &Receiver<Chunk>,
     umask: u32,
 ) -> Result<WriteReply, WireError> {
-    let target = resolve_target(Path::new(&spec.path))?;
+    replace(Path::new(&spec.path), spec.force, umask, |file, target| {
+        let mut len = 0u64;
+        loop {
+            match chunks.recv() {
+                Ok(Chunk::Data(bytes)) => {
+                    file.write_all(&bytes)
+                        .map_err(|e| io_error("writing", target, &e))?;
+                    len += bytes.len() as u64;
+                }
+                Ok(Chunk::End) => return Ok(len),
+                Err(_) => {
+                    return Err(error(
+                        ErrorKind::InvalidInput,
+                        Some(target),
+                        "the write was abandoned before its content was complete; the file is unchanged",
+                    ))
+                }
+            }
+        }
+    })
+}
+
+/// Replaces `path` with `bytes` (an edit's result), by the same rules as [`write`].
+pub(crate) fn write_bytes(
+    path: &Path,
+    force: bool,
+    bytes: &[u8],
+    umask: u32,
+) -> Result<WriteReply, WireError> {
+    replace(path, force, umask, |file, target| {
+        file.write_all(bytes)
+            .map_err(|e| io_error("writing", target, &e))?;
+        Ok(bytes.len() as u64)
+    })
+}
+
+/// The atomic replacement of `path`; `fill` writes the content into the temporary file
+/// and returns its length.
+fn replace(
+    path: &Path,
+    force: bool,
+    umask: u32,
+    fill: impl FnOnce(&mut fs::File, &Path) -> Result<u64, WireError>,
+) -> Result<WriteReply, WireError> {
+    let target = resolve_target(path)?;
     let mode = match fs::symlink_metadata(&target) {
         Ok(meta) => {
             if meta.is_dir() {
@@ -69,7 +113,7 @@ pub(crate) fn write(
                     ),
                 ));
             }
-            if !spec.force {
+            if !force {
                 check_writable(&target, &meta)?;
             }
             meta.mode() & 0o7777
@@ -92,8 +136,14 @@ pub(crate) fn write(
             )
         })?;
     sweep_once(&dir);
-    let (temp_path, file) = create_temp(&dir, &name, mode)?;
-    let result = fill_and_rename(file, &temp_path, &target, chunks);
+    let (temp_path, mut file) = create_temp(&dir, &name, mode)?;
+    let result = fill(&mut file, &target).and_then(|len| {
+        file.sync_all()
+            .map_err(|e| io_error("syncing", &target, &e))?;
+        drop(file);
+        fs::rename(&temp_path, &target).map_err(|e| io_error("replacing", &target, &e))?;
+        Ok(len)
+    });
     if result.is_err() {
         let _ = fs::remove_file(&temp_path);
     }
@@ -185,35 +235,6 @@ fn create_temp(dir: &Path, name: &OsString, mode: u32) -> Result<(PathBuf, fs::F
     }
     let e = last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into());
     Err(io_error("creating a temporary file in", dir, &e))
-}
-
-fn fill_and_rename(
-    mut file: fs::File,
-    temp: &Path,
-    target: &Path,
-    chunks: &Receiver<Chunk>,
-) -> Result<u64, WireError> {
-    let mut len = 0u64;
-    loop {
-        match chunks.recv() {
-            Ok(Chunk::Data(bytes)) => {
-                file.write_all(&bytes)
-                    .map_err(|e| io_error("writing", target, &e))?;
-                len += bytes.len() as u64;
-            }
-            Ok(Chunk::End) => break,
-            Err(_) => return Err(error(
-                ErrorKind::InvalidInput,
-                Some(target),
-                "the write was abandoned before its content was complete; the file is unchanged",
-            )),
-        }
-    }
-    file.sync_all()
-        .map_err(|e| io_error("syncing", target, &e))?;
-    drop(file);
-    fs::rename(temp, target).map_err(|e| io_error("replacing", target, &e))?;
-    Ok(len)
 }
 
 /// Removes stale temporary files in `dir`, at most once per directory per 10 minutes.

@@ -79,6 +79,26 @@ pub enum Request {
     Exec(ExecSpec),
     /// What the helper knows about its environment ([`InfoReply`]).
     Info,
+    /// A whole grep run where the files are, with cmux's engine
+    /// ([`cmux_engine::GrepReply`]).
+    Grep(cmux_engine::GrepRequest),
+    /// A whole glob run where the files are ([`cmux_engine::GlobReply`]).
+    Glob(cmux_engine::GlobRequest),
+    /// Read, replace and write a file atomically in one step
+    /// ([`cmux_engine::EditReply`]).
+    Edit(EditRequest),
+}
+
+/// An edit of one file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditRequest {
+    /// The file (symlinks followed, as writes do).
+    pub path: String,
+    /// What to replace.
+    pub spec: cmux_engine::EditSpec,
+    /// Replace a file the user cannot write or does not own (see [`WriteSpec::force`]).
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// A read of a file.
@@ -308,6 +328,12 @@ pub enum ErrorKind {
     NotADirectory,
     /// A directory to remove is not empty (and the removal was not recursive).
     DirectoryNotEmpty,
+    /// The path is of the wrong kind for the request; the message says how (e.g. "is a
+    /// file, not a directory: give the directory to search as path").
+    WrongKind,
+    /// A pattern (regular expression, glob, file type) is not valid; the message says
+    /// why and how to write it.
+    InvalidPattern,
     /// The host's disk (or the user's quota) is full.
     NoSpace,
     /// A read-only filesystem.

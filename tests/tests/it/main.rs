@@ -3,6 +3,7 @@
 mod coder_backend;
 mod coder_conformance;
 mod conformance_local;
+mod helper_login_env;
 mod helper_ssh;
 mod mcp_client;
 mod mcp_local;

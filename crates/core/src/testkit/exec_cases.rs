@@ -325,12 +325,25 @@ pub(super) async fn large_stdout_streams(h: Harness) -> Outcome {
 
 /// The script both stop cases run: a background sleep (PID written to `pid_file`) and
 /// a foreground sleep.
+/// One command first, so what a runtime sets up on first use is done.
+async fn warm_up(h: &Harness) {
+    let out = run(h, ExecRequest::script("true")).await;
+    assert_eq!(
+        out.status,
+        ExitStatus::Exited(0),
+        "a first `true` must succeed"
+    );
+}
+
 fn sleeper(pid_file: &crate::RemotePath) -> String {
     format!("sleep 1000 & echo $! > {}\nsleep 1000\n", q(pid_file))
 }
 
 pub(super) async fn timeout_kills_group(h: Harness) -> Outcome {
     let pid_file = h.path("bg.pid");
+    // The runtime's own start (a connection, a helper, a login shell) is not the subject:
+    // the 1.5 s below must be the command's.
+    warm_up(&h).await;
     let req = ExecRequest::script(sleeper(&pid_file)).timeout(Duration::from_millis(1500));
     let out = tokio::time::timeout(Duration::from_secs(60), h.runtime.output(req, 1024))
         .await
@@ -343,6 +356,7 @@ pub(super) async fn timeout_kills_group(h: Harness) -> Outcome {
 
 pub(super) async fn cancel_kills_group(h: Harness) -> Outcome {
     let pid_file = h.path("bg.pid");
+    warm_up(&h).await;
     let token = CancellationToken::new();
     let req = ExecRequest::script(sleeper(&pid_file)).cancel_token(token.clone());
     let canceller = {

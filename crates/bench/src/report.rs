@@ -135,6 +135,9 @@ impl Report {
         if args.quick {
             command.push_str(" --quick");
         }
+        if args.only_create {
+            command.push_str(" --only create");
+        }
         Report {
             quick: args.quick,
             machine: machine(),

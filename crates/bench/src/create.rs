@@ -67,8 +67,11 @@ fn warm_runs(args: &Args) -> usize {
     }
 }
 
-/// Median, p90 and mean CPU of `samples` (elapsed, CPU).
-fn stats(samples: &[(Duration, Duration)]) -> Stats {
+/// One create: (elapsed, CPU).
+type Sample = (Duration, Duration);
+
+/// Median, p90 and mean CPU of `samples`.
+fn stats(samples: &[Sample]) -> Stats {
     let mut times: Vec<Duration> = samples.iter().map(|s| s.0).collect();
     times.sort();
     if times.is_empty() {
@@ -189,7 +192,7 @@ pub async fn measure_workspace_create(env: &BenchEnv, args: &Args) -> anyhow::Re
         }
         baselines.push(samples);
     }
-    let row = |label: &str, pick: &dyn Fn(&[(Duration, Duration)]) -> Stats| Row {
+    let row = |label: &str, pick: &dyn Fn(&[Sample]) -> Stats| Row {
         op: format!("{label} ({mib} MiB)"),
         cmux: pick(&cmux),
         a: Some(pick(&baselines[0])),

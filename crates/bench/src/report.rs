@@ -216,6 +216,11 @@ impl Report {
                     f(c.cpu_ms_per_op)
                 ));
             }
+            if r.concurrency.is_empty() {
+                // Not measured (`--only create`).
+                s.push('\n');
+                continue;
+            }
             s.push_str("\nConcurrency (mixed exec / read / stat / write / list, one host, default `MaxSessions` 10):\n\n");
             s.push_str("| who | agents × ops | wall s | ops/s | failures | connections opened | CPU ms/op |\n|---|---|---|---|---|---|---|\n");
             for c in &r.concurrency {

@@ -6,7 +6,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use cmux_core::workspace::{Progress, Project, SourceLayout, SourceProvider};
+use cmux_core::workspace::{
+    BaseBranch, Progress, Project, SourceLayout, SourceProvider, StartPoint, Synced,
+};
 use cmux_core::{Error, RemotePath, Result};
 
 /// The local backend's [`SourceProvider`]: the project repository is already here, so
@@ -49,9 +51,9 @@ impl SourceProvider for LocalSource {
     async fn sync(
         &self,
         project: &Project,
-        from: Option<&str>,
+        _start: &StartPoint,
         _progress: &dyn Progress,
-    ) -> Result<String> {
+    ) -> Result<Synced> {
         // Private before the first worktree lands there: the checkouts of a project are
         // nobody else's business (git would make these directories 0755).
         let base = self.src_dir.join(project.id());
@@ -64,10 +66,16 @@ impl SourceProvider for LocalSource {
                 context: format!("creating {} (mode 0700)", base.display()),
                 source: e,
             })?;
-        match from {
-            Some(from) => Ok(from.to_owned()),
-            None => project.current_head().await,
-        }
+        // The commit is the project's own, and so are its branches.
+        Ok(Synced {
+            base: BaseBranch::Shared,
+            transferred: false,
+        })
+    }
+
+    fn shares_project_repository(&self) -> bool {
+        // A workspace's branch is a branch of the project already.
+        true
     }
 
     async fn in_place_dir(&self, project: &Project) -> Result<RemotePath> {

@@ -7,7 +7,7 @@
 //! with no worktree and no branch, and is never deleted by `cmux rm`.
 
 use async_trait::async_trait;
-use cmux_core::workspace::{Progress, Project, SourceLayout, SourceProvider};
+use cmux_core::workspace::{Progress, Project, SourceLayout, SourceProvider, StartPoint, Synced};
 use cmux_core::{Error, RemotePath, Result};
 
 /// The pipe backend's [`SourceProvider`]: in place only.
@@ -43,9 +43,9 @@ impl SourceProvider for PipeSource {
     async fn sync(
         &self,
         _project: &Project,
-        _from: Option<&str>,
+        _start: &StartPoint,
         _progress: &dyn Progress,
-    ) -> Result<String> {
+    ) -> Result<Synced> {
         Err(self.in_place_only())
     }
 

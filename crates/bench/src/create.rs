@@ -58,13 +58,35 @@ fn make_repo(dir: &Path, mib: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn single(elapsed: Duration, cpu: Duration) -> Stats {
-    let ms = elapsed.as_secs_f64() * 1000.0;
+/// Warm creates per run: one is noise on a shared machine, so take a median.
+fn warm_runs(args: &Args) -> usize {
+    if args.quick {
+        3
+    } else {
+        7
+    }
+}
+
+/// One create: (elapsed, CPU).
+type Sample = (Duration, Duration);
+
+/// Median, p90 and mean CPU of `samples`.
+fn stats(samples: &[Sample]) -> Stats {
+    let mut times: Vec<Duration> = samples.iter().map(|s| s.0).collect();
+    times.sort();
+    if times.is_empty() {
+        times.push(Duration::ZERO);
+    }
+    let at = |p: f64| {
+        let i = ((times.len() as f64 - 1.0) * p).round() as usize;
+        times[i.min(times.len() - 1)].as_secs_f64() * 1000.0
+    };
+    let cpu: Duration = samples.iter().map(|s| s.1).sum();
     Stats {
-        n: 1,
-        median_ms: ms,
-        p90_ms: ms,
-        cpu_ms_per_op: cpu.as_secs_f64() * 1000.0,
+        n: samples.len(),
+        median_ms: at(0.5),
+        p90_ms: at(0.9),
+        cpu_ms_per_op: cpu.as_secs_f64() * 1000.0 / samples.len().max(1) as f64,
     }
 }
 
@@ -130,15 +152,19 @@ pub async fn measure_workspace_create(env: &BenchEnv, args: &Args) -> anyhow::Re
                 .unwrap_or_default(),
         )
     };
+    // The first create is cold (every object travels), the others warm.
+    let names: Vec<String> = std::iter::once("ws-cold".to_owned())
+        .chain((0..warm_runs(args)).map(|i| format!("ws-warm-{i}")))
+        .collect();
     let mut cmux = Vec::new();
-    for name in ["ws-cold", "ws-warm"] {
+    for name in &names {
         let cpu0 = cmux_cpu();
         let t = Instant::now();
         lifecycle
             .create(name, &project, &options, &NoProgress)
             .await
             .with_context(|| format!("cmux creating {name}"))?;
-        cmux.push(single(t.elapsed(), cmux_cpu().saturating_sub(cpu0)));
+        cmux.push((t.elapsed(), cmux_cpu().saturating_sub(cpu0)));
     }
 
     // Baselines: the same git steps as ssh processes, over a master (a) or fresh (b).
@@ -151,8 +177,8 @@ pub async fn measure_workspace_create(env: &BenchEnv, args: &Args) -> anyhow::Re
         ("b", Baseline::fresh(&env.config)),
     ] {
         let bare = env.path(&format!("src-{label}/base.git"));
-        let mut stats = Vec::new();
-        for (i, name) in ["ws-cold", "ws-warm"].iter().enumerate() {
+        let mut samples = Vec::new();
+        for (i, name) in names.iter().enumerate() {
             let dir = env.path(&format!("src-{label}/{name}"));
             let master = base.master_pid();
             let cpu0 = CpuSample::now().children + master.map(process_cpu).unwrap_or_default();
@@ -162,21 +188,18 @@ pub async fn measure_workspace_create(env: &BenchEnv, args: &Args) -> anyhow::Re
             let master = base.master_pid();
             let cpu = (CpuSample::now().children + master.map(process_cpu).unwrap_or_default())
                 .saturating_sub(cpu0);
-            stats.push(single(elapsed, cpu));
+            samples.push((elapsed, cpu));
         }
-        baselines.push(stats);
+        baselines.push(samples);
     }
-    let mut rows = Vec::new();
-    for (i, label) in ["workspace create, cold", "workspace create, warm"]
-        .iter()
-        .enumerate()
-    {
-        rows.push(Row {
-            op: format!("{label} ({mib} MiB)"),
-            cmux: cmux[i].clone(),
-            a: Some(baselines[0][i].clone()),
-            b: Some(baselines[1][i].clone()),
-        });
-    }
-    Ok(rows)
+    let row = |label: &str, pick: &dyn Fn(&[Sample]) -> Stats| Row {
+        op: format!("{label} ({mib} MiB)"),
+        cmux: pick(&cmux),
+        a: Some(pick(&baselines[0])),
+        b: Some(pick(&baselines[1])),
+    };
+    Ok(vec![
+        row("workspace create, cold", &|s| stats(&s[..1])),
+        row("workspace create, warm", &|s| stats(&s[1..])),
+    ])
 }

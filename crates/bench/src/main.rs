@@ -31,6 +31,8 @@ pub struct Args {
     pub out: Option<PathBuf>,
     /// Round-trip times to measure at, in milliseconds.
     pub rtts: Vec<u64>,
+    /// Only the workspace-create rows (`--only create`): a quick look at one change.
+    pub only_create: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -38,6 +40,7 @@ fn parse_args() -> anyhow::Result<Args> {
         quick: false,
         out: Some(PathBuf::from("docs")),
         rtts: Vec::new(),
+        only_create: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -53,8 +56,12 @@ fn parse_args() -> anyhow::Result<Args> {
                     .parse()
                     .context("--rtt takes whole milliseconds")?,
             ),
+            "--only" => match it.next().as_deref() {
+                Some("create") => args.only_create = true,
+                other => bail!("--only takes `create`, not {other:?}"),
+            },
             "-h" | "--help" => {
-                println!("cmux-bench [--quick] [--out DIR | --no-write] [--rtt MS]...\n\nMeasures cmux operations over SSH next to ssh baselines (default RTTs: 0 and 50 ms).");
+                println!("cmux-bench [--quick] [--out DIR | --no-write] [--rtt MS]... [--only create]\n\nMeasures cmux operations over SSH next to ssh baselines (default RTTs: 0 and 50 ms).\n--only create measures workspace creation alone.");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -78,9 +85,16 @@ fn main() -> anyhow::Result<()> {
             let one_way = Duration::from_millis(rtt) / 2;
             eprintln!("== RTT {rtt} ms");
             let env = setup::BenchEnv::start(one_way).await?;
-            let mut rows = ops::measure_operations(&env, &args).await?;
+            let mut rows = Vec::new();
+            if !args.only_create {
+                rows.extend(ops::measure_operations(&env, &args).await?);
+            }
             rows.extend(create::measure_workspace_create(&env, &args).await?);
-            let conc = ops::measure_concurrency(&env, &args).await?;
+            let conc = if args.only_create {
+                Vec::new()
+            } else {
+                ops::measure_concurrency(&env, &args).await?
+            };
             results.push(report::RttResult {
                 rtt_ms: rtt,
                 rows,

@@ -135,6 +135,9 @@ impl Report {
         if args.quick {
             command.push_str(" --quick");
         }
+        if args.only_create {
+            command.push_str(" --only create");
+        }
         Report {
             quick: args.quick,
             machine: machine(),
@@ -212,6 +215,11 @@ impl Report {
                     "{a} | {xa} | {b} | {xb} | {} | {ca} | {cb} | {cpu_ratio} |\n",
                     f(c.cpu_ms_per_op)
                 ));
+            }
+            if r.concurrency.is_empty() {
+                // Not measured (`--only create`).
+                s.push('\n');
+                continue;
             }
             s.push_str("\nConcurrency (mixed exec / read / stat / write / list, one host, default `MaxSessions` 10):\n\n");
             s.push_str("| who | agents × ops | wall s | ops/s | failures | connections opened | CPU ms/op |\n|---|---|---|---|---|---|---|\n");

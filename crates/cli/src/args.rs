@@ -80,11 +80,35 @@ pub enum Cmd {
     /// workspace is started), running the host user's login shell in the workspace
     /// directory. Exits with the shell's exit code.
     Shell(ShellArgs),
+    /// Bring a workspace's commits home, as the project's branch of the same name
+    /// (fast-forward only).
+    ///
+    /// The workspace's branch is fetched into the project as `cmux/<name>`
+    /// (refs/remotes/cmux/<name>, over the workspace's SSH connection), then the
+    /// project's branch of that name (or --into) is created or fast-forwarded to it.
+    /// A branch checked out in the project moves with its working tree (`git merge
+    /// --ff-only`), refused when your local changes are in the way. When the two have
+    /// diverged nothing changes, and cmux says how to merge. Afterwards `cmux rm` sees
+    /// the commits as home. A local workspace's branch is already the project's: nothing
+    /// to do.
+    Pull(PullArgs),
+    /// Send the project's branch the workspace started from (e.g. main) to the
+    /// workspace's host, under its own name.
+    ///
+    /// Afterwards `git log main`, `git diff main` and `git rebase main` in the workspace
+    /// see the project's main as it is now. Only the objects the host lacks travel. A
+    /// branch that a worktree on the host has checked out, or that has commits made on
+    /// the host, is not moved (exit 1, saying so). A local workspace shares the
+    /// project's branches: nothing to do.
+    Push(PushArgs),
     /// Remove a workspace (refused when it has uncommitted changes, unless --force).
     ///
-    /// The worktree is removed; its branch stays in the project, so commits are kept.
-    /// An in-place workspace's directory (the project itself) is never deleted. Removing
-    /// a workspace that is already gone succeeds.
+    /// Local: the worktree is removed; its branch stays in the project, so commits are
+    /// kept. SSH and Coder: the worktree and its branch in the host's shared repository
+    /// are removed; refused while the branch has commits the project does not have
+    /// (bring them home with `cmux pull <name>`), unless --force. An in-place
+    /// workspace's directory (the project itself) is never deleted. Removing a
+    /// workspace that is already gone succeeds.
     Rm(RmArgs),
     /// Rename a workspace (its directory, and its branch when named after it).
     Rename(RenameArgs),
@@ -267,12 +291,33 @@ pub struct LsArgs {
     pub json: bool,
 }
 
+/// `cmux pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Workspace name.
+    pub name: String,
+    /// The project's branch to create or fast-forward (default: the workspace's branch
+    /// name).
+    #[arg(long, value_name = "BRANCH")]
+    pub into: Option<String>,
+}
+
+/// `cmux push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Workspace name.
+    pub name: String,
+    /// The project's branch to send (default: the one the workspace started from).
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+}
+
 /// `cmux rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Workspace name.
     pub name: String,
-    /// Remove even with uncommitted changes or unsynced commits.
+    /// Remove even with uncommitted changes or commits the project does not have.
     #[arg(long)]
     pub force: bool,
 }

@@ -109,6 +109,11 @@ pub struct Record {
     /// The project directory itself (never deleted).
     #[serde(default)]
     pub in_place: bool,
+    /// The project's branch the workspace started from (what `cmux push` sends);
+    /// absent in records of older versions and for workspaces made from a tag or a
+    /// commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
     /// Creation time, seconds since the Unix epoch.
     #[serde(default)]
     pub created_at: u64,
@@ -130,6 +135,7 @@ impl Record {
             path: ws.path.clone(),
             branch: ws.branch.clone(),
             in_place: ws.in_place,
+            base: ws.base.clone(),
             created_at: now_secs(),
             state,
             extra: BTreeMap::new(),
@@ -144,6 +150,7 @@ impl Record {
             path: self.path.clone(),
             branch: self.branch.clone(),
             in_place: self.in_place,
+            base: self.base.clone(),
         }
     }
 
@@ -154,6 +161,7 @@ impl Record {
         self.path = ws.path.clone();
         self.branch = ws.branch.clone();
         self.in_place = ws.in_place;
+        self.base = ws.base.clone();
     }
 }
 
@@ -372,5 +380,26 @@ impl Drop for Reservation<'_> {
         if !self.kept {
             let _ = self.registry.remove(&self.name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_without_a_base_branch_still_read_and_a_base_round_trips() {
+        let old = br#"{"name":"w","project":"/p","backend":{"kind":"local"},"path":"/p/w","branch":"w","in_place":false,"created_at":1,"state":"ready"}"#;
+        let record = parse(Path::new("/r/w.json"), old).expect("an older record reads");
+        assert_eq!(record.base, None);
+        let text = serde_json::to_string(&record).expect("json");
+        assert!(!text.contains("base"), "{text}");
+
+        let mut record = record;
+        record.base = Some("main".into());
+        let text = serde_json::to_vec(&record).expect("json");
+        let back = parse(Path::new("/r/w.json"), &text).expect("reads");
+        assert_eq!(back.base.as_deref(), Some("main"));
+        assert_eq!(back.workspace().base.as_deref(), Some("main"));
     }
 }

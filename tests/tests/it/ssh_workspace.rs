@@ -153,3 +153,92 @@ async fn lifecycle_on_an_ssh_host() {
         DeleteOutcome::Removed
     );
 }
+
+/// A second workspace whose commit the host has runs no `git push` (the sync is one
+/// command: a `pre-receive` hook in the shared repository would see a push), gets the
+/// base branch and the project's identity; a new local commit is pushed, and moves the
+/// base branch too. A hook printing a forged result line changes nothing. Helper mode
+/// and the shell/SFTP fallback alike.
+#[tokio::test]
+async fn warm_sync_pushes_nothing_and_sets_the_base_branch_and_identity() {
+    for fallback in [false, true] {
+        let sshd = TestSshd::start();
+        let project_dir = sshd.dir().join("proj");
+        std::fs::create_dir_all(&project_dir).expect("mkdir");
+        git(&project_dir, &["init", "-q", "-b", "main"]);
+        git(&project_dir, &["config", "user.name", "Project Person"]);
+        git(
+            &project_dir,
+            &["config", "user.email", "person@project.invalid"],
+        );
+        std::fs::write(project_dir.join("a.txt"), "a\n").expect("write");
+        git(&project_dir, &["add", "-A"]);
+        git(&project_dir, &["commit", "-q", "-m", "one"]);
+        let project = Project::open(&project_dir).await.expect("project");
+        let rt = Arc::new(if fallback {
+            sshd.fallback_runtime()
+        } else {
+            sshd.runtime()
+        });
+        let src_base = sshd.scratch().join("src");
+        let source =
+            Arc::new(SshSource::new((*rt).clone()).with_src_base(src_base.to_string_lossy()));
+        let lifecycle = Lifecycle::new(rt.clone(), source).with_lock_dir(sshd.dir().join("locks"));
+        let w1 = lifecycle
+            .create("w1", &project, &CreateOptions::default(), &NoProgress)
+            .await
+            .expect("create w1");
+        assert_eq!(w1.base.as_deref(), Some("main"));
+        let bare = src_base.join(project.id()).join(".cmux-base.git");
+        let pushed = sshd.scratch().join("pushed");
+        let hooks = bare.join("hooks");
+        std::fs::create_dir_all(&hooks).expect("hooks dir");
+        let hook = |name: &str, body: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let path = hooks.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("hook");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        };
+        hook(
+            "pre-receive",
+            &format!("cat >/dev/null; echo x >> '{}'", pushed.display()),
+        );
+        hook(
+            "reference-transaction",
+            "cat >/dev/null; echo 'cmux-sync: missing new none'; echo 'cmux-create: taken'",
+        );
+
+        let w2 = lifecycle
+            .create("w2", &project, &CreateOptions::default(), &NoProgress)
+            .await
+            .expect("create w2");
+        assert!(
+            !pushed.exists(),
+            "fallback={fallback}: the warm sync pushed"
+        );
+        assert_eq!(w2.base.as_deref(), Some("main"));
+        let local_main = git(&project_dir, &["rev-parse", "main"]);
+        assert_eq!(git(&bare, &["rev-parse", "refs/heads/main"]), local_main);
+        // The repository's own file (this file's `git` helper passes `-c user.name`).
+        let config = |key: &str| git(&bare, &["config", "--file", "config", key]);
+        assert_eq!(config("user.name"), "Project Person");
+        assert_eq!(config("user.email"), "person@project.invalid");
+
+        std::fs::write(project_dir.join("b.txt"), "b\n").expect("write");
+        git(&project_dir, &["add", "-A"]);
+        git(&project_dir, &["commit", "-q", "-m", "two"]);
+        let w3 = lifecycle
+            .create("w3", &project, &CreateOptions::default(), &NoProgress)
+            .await
+            .expect("create w3");
+        assert!(
+            pushed.exists(),
+            "fallback={fallback}: a new commit is pushed"
+        );
+        assert!(Path::new(w3.path.as_str()).join("b.txt").exists());
+        assert_eq!(
+            git(&bare, &["rev-parse", "refs/heads/main"]),
+            git(&project_dir, &["rev-parse", "main"])
+        );
+    }
+}

@@ -133,15 +133,34 @@ pub async fn rm(ctx: &Ctx, args: &RmArgs) -> Result<i32> {
         DeleteOutcome::AlreadyGone => format!("{} was already gone", record.path),
         DeleteOutcome::KeptInPlace => format!("in place: {} kept", record.path),
     };
-    match &record.branch {
-        // A local workspace's branch lives in the project and stays. A remote one's
-        // lives in the host's shared repository, which drops it with the worktree
-        // (rm refused while it had commits the project lacks, unless --force).
-        Some(branch) if !record.in_place && record.backend == BackendConfig::Local => out!(
+    let remote = record.backend != BackendConfig::Local;
+    match (&record.branch, outcome) {
+        // A local workspace's branch lives in the project and stays.
+        (Some(branch), _) if !record.in_place && !remote => out!(
             "removed workspace {} ({note}; branch {branch} kept)",
             record.name
         ),
-        _ if record.backend != BackendConfig::Local => out!(
+        // A remote one's lives in the host's shared repository, which drops it with
+        // the worktree: rm refused while it had commits the project lacks, unless
+        // --force.
+        (Some(branch), DeleteOutcome::Removed) if remote => {
+            let commits = if args.force {
+                "with --force: any commits only it had are gone"
+            } else {
+                "the project has all its commits"
+            };
+            out!(
+                "removed workspace {} ({}: {note}; branch {branch} deleted on the host, {commits})",
+                record.name,
+                record.backend.label()
+            )
+        }
+        (Some(branch), DeleteOutcome::AlreadyGone) if remote => out!(
+            "removed workspace {} ({}: {note}; branch {branch} left in the host's shared repository)",
+            record.name,
+            record.backend.label()
+        ),
+        _ if remote => out!(
             "removed workspace {} ({}: {note})",
             record.name,
             record.backend.label()

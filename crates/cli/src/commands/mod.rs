@@ -8,6 +8,7 @@ mod lifecycle;
 mod list;
 mod mcp;
 mod shell;
+mod transfer;
 
 use anyhow::Result;
 use cmux_core::{RemotePath, SharedRuntime};
@@ -60,6 +61,8 @@ pub async fn run(cmd: Cmd) -> Result<i32> {
         Cmd::Write(args) => files::write(&ctx, &args).await,
         Cmd::Edit(args) => files::edit(&ctx, args).await,
         Cmd::Ls(args) => files::ls(&ctx, &args).await,
+        Cmd::Pull(args) => transfer::pull(&ctx, &args).await,
+        Cmd::Push(args) => transfer::push(&ctx, &args).await,
         Cmd::Rm(args) => lifecycle::rm(&ctx, &args).await,
         Cmd::Rename(args) => lifecycle::rename(&ctx, &args).await,
         Cmd::Fork(args) => lifecycle::fork(&ctx, &args).await,

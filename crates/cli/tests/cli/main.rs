@@ -15,6 +15,7 @@ mod shell;
 mod signals;
 mod ssh;
 mod state_dir;
+mod transfer;
 
 /// A temp `CMUX_HOME` and a temp project with one commit.
 struct Env {
@@ -160,7 +161,7 @@ fn help_is_stable() {
     insta::assert_snapshot!("help", stdout(&env.run(&["--help"])));
     insta::assert_snapshot!("help_new", stdout(&env.run(&["new", "--help"])));
     insta::assert_snapshot!("help_exec", stdout(&env.run(&["exec", "--help"])));
-    for command in ["list", "write", "edit", "shell"] {
+    for command in ["list", "write", "edit", "shell", "pull", "push", "rm"] {
         insta::assert_snapshot!(
             format!("help_{command}"),
             stdout(&env.run(&[command, "--help"]))

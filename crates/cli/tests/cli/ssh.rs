@@ -275,12 +275,19 @@ fn ssh_workspace_runs_every_command_on_the_host() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         stderr(&refused).contains("commits the local project does not have")
-            && stderr(&refused).contains("remote-only"),
+            && stderr(&refused).contains("remote-only")
+            && stderr(&refused).contains("bring them home with `cmux pull w1`"),
         "{}",
         stderr(&refused)
     );
     assert!(ws.exists());
-    r.ok(&["rm", "w1", "--force"]);
+    let forced = r.ok(&["rm", "w1", "--force"]);
+    assert!(
+        forced.contains(
+            "branch w1 deleted on the host, with --force: any commits only it had are gone"
+        ),
+        "{forced}"
+    );
     assert!(!ws.exists());
     let again = r.run(&["rm", "w1"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
@@ -300,7 +307,7 @@ fn ssh_rm_of_a_clean_workspace_and_of_one_already_gone() {
     assert_eq!(
         out.trim(),
         format!(
-            "removed workspace a (ssh:{}: removed {})",
+            "removed workspace a (ssh:{}: removed {}; branch a deleted on the host, the project has all its commits)",
             r.host(),
             a.display()
         )
@@ -310,7 +317,10 @@ fn ssh_rm_of_a_clean_workspace_and_of_one_already_gone() {
     assert!(git(&bare, &["branch", "--list", "a"]).trim().is_empty());
     std::fs::remove_dir_all(&b).expect("remove by hand");
     let out = r.ok(&["rm", "b"]);
-    assert!(out.contains("already gone"), "{out}");
+    assert!(
+        out.contains("already gone; branch b left in the host's shared repository"),
+        "{out}"
+    );
     assert_eq!(r.ok(&["list", "--json"]).trim(), "[]");
 }
 

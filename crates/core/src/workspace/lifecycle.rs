@@ -13,8 +13,8 @@ use crate::workspace::create_script::{self, Created};
 use crate::workspace::lock::ProjectLock;
 use crate::workspace::name::validate_name;
 use crate::workspace::progress::{Progress, ProgressEvent};
-use crate::workspace::project::Project;
-use crate::workspace::source::SourceProvider;
+use crate::workspace::project::{Project, StartPoint};
+use crate::workspace::source::{BaseBranch, SourceProvider};
 use crate::workspace::Workspace;
 
 /// How to create a workspace.
@@ -86,7 +86,12 @@ impl Lifecycle {
         &self.runtime
     }
 
-    async fn lock(
+    /// How the project's source gets into the runtime.
+    pub(crate) fn source(&self) -> &Arc<dyn SourceProvider> {
+        &self.source
+    }
+
+    pub(crate) async fn lock(
         &self,
         project: &Project,
         progress: &dyn Progress,
@@ -145,6 +150,7 @@ impl Lifecycle {
                 path: self.source.in_place_dir(project).await?,
                 branch: None,
                 in_place: true,
+                base: None,
             });
         }
         if let Some(from) = &options.from {
@@ -167,6 +173,7 @@ impl Lifecycle {
             path: layout.base_dir.join(name)?,
             branch: Some(branch),
             in_place: false,
+            base: None,
         })
     }
 
@@ -203,18 +210,18 @@ impl Lifecycle {
                 "the project has uncommitted changes: they are not carried into the workspace, which starts from a commit",
             ));
         }
+        // Resolved once, locally: the commit to start from and the base branch.
+        let start = project.start_point(options.from.as_deref()).await?;
         let _lock = self.lock(project, progress).await?;
-        let from = self
-            .source
-            .sync(project, options.from.as_deref(), progress)
-            .await?;
+        let synced = self.source.sync(project, &start, progress).await?;
+        warn_base_not_moved(&synced.base, &start, self.runtime.host(), progress);
         // Every host step in one command (see `create_script`).
         let created = create_script::run(
             self.runtime.as_ref(),
             &layout.repo,
             &ws.path,
             &layout.base_dir,
-            &from,
+            &start.commit,
             &branch,
             options.from.is_some(),
         )
@@ -223,8 +230,12 @@ impl Lifecycle {
             Created::Taken => return Err(self.dir_taken(&ws.path)),
             Created::NoRevision => {
                 return Err(Error::invalid(format!(
-                    "revision {from:?} not found in project {}: give a branch, tag or commit of the project",
-                    project.path().display()
+                    "revision {:?} ({}) not found in the repository {} on {}: the sync did not \
+                     bring it; try again, or check that repository with `cmux doctor`",
+                    start.rev,
+                    start.commit,
+                    layout.repo,
+                    self.runtime.host()
                 )))
             }
             Created::BranchExists => {
@@ -248,6 +259,7 @@ impl Lifecycle {
             }
         }
         ws.branch = Some(branch);
+        ws.base = start.branch;
         Ok(ws)
     }
 
@@ -317,10 +329,11 @@ impl Lifecycle {
             let unsynced = self.source.unsynced_commits(ws, &layout).await?;
             if !unsynced.is_empty() {
                 return Err(Error::invalid(format!(
-                    "workspace {} has {} commits the local project does not have (first: {}): bring them home, or delete with --force",
+                    "workspace {} has {} commits the local project does not have (first: {}): bring them home with `cmux pull {}`, or delete with --force",
                     ws.name,
                     unsynced.len(),
-                    unsynced[0]
+                    unsynced[0],
+                    ws.name
                 )));
             }
         }
@@ -439,6 +452,7 @@ impl Lifecycle {
             path: layout.base_dir.join(new_name)?,
             branch: Some(new_name.to_owned()),
             in_place: false,
+            base: source.base.clone(),
         };
         if self.runtime.exists(&ws.path).await? {
             return Err(self.dir_taken(&ws.path));
@@ -510,4 +524,19 @@ impl Lifecycle {
             changes: status.lines().filter(|l| !l.is_empty()).count(),
         })
     }
+}
+
+/// Tells why the runtime's base branch was left where it was (the workspace is made
+/// anyway, from the right commit; only `git log <base>` there is behind).
+fn warn_base_not_moved(base: &BaseBranch, start: &StartPoint, host: &str, progress: &dyn Progress) {
+    let Some(branch) = &start.branch else { return };
+    let why = match base {
+        BaseBranch::CheckedOut => "a worktree there has it checked out",
+        BaseBranch::HasOwnCommits => "it has commits there that the project does not have",
+        _ => return,
+    };
+    progress.event(ProgressEvent::Warning(&format!(
+        "branch {branch} on {host} was not moved to the project's {branch} ({why}): \
+         `git log {branch}` in the workspace shows the older state"
+    )));
 }

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::path::RemotePath;
 
 mod create_script;
+mod fast_forward;
 pub mod git_progress;
 mod init;
 mod lifecycle;
@@ -36,14 +37,17 @@ mod name;
 mod progress;
 mod project;
 mod source;
+mod transfer;
 
+pub use fast_forward::{tracking_ref, FastForward};
 pub use init::{InitOutcome, INIT_HOOK};
 pub use lifecycle::{CreateOptions, DeleteOutcome, Lifecycle, WorkspaceCheck};
 pub use lock::ProjectLock;
 pub use name::{fnv1a64, project_id, validate_name, MAX_NAME_LEN};
 pub use progress::{HookStream, NoProgress, Progress, ProgressEvent};
-pub use project::Project;
-pub use source::{SourceLayout, SourceProvider};
+pub use project::{GitIdentity, Project, StartPoint};
+pub use source::{BaseBranch, SourceLayout, SourceProvider, Synced};
+pub use transfer::{PullOutcome, PushOutcome};
 
 /// A workspace as the lifecycle knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,4 +63,10 @@ pub struct Workspace {
     pub branch: Option<String>,
     /// The workspace is the project directory itself (never deleted).
     pub in_place: bool,
+    /// The project's local branch the workspace started from (`main`), when it
+    /// started from a branch: what `push` sends and `git rebase <base>` means on a
+    /// remote host. `None` for a tag, a commit, or a workspace recorded before cmux
+    /// kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }

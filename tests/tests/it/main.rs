@@ -21,6 +21,7 @@ mod ssh_concurrency;
 mod ssh_config;
 mod ssh_conformance;
 mod ssh_exec;
+mod ssh_fallback_conformance;
 mod ssh_faults;
 mod ssh_files;
 mod ssh_harness;

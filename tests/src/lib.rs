@@ -3,5 +3,6 @@
 
 pub mod coder;
 pub mod helper;
+pub mod jobs;
 pub mod proxy;
 pub mod sshd;

@@ -5,6 +5,7 @@ mod coder_conformance;
 mod conformance_local;
 mod helper_ssh;
 mod mcp_client;
+mod mcp_jobs;
 mod mcp_local;
 mod mcp_sdk_client;
 mod mcp_ssh;

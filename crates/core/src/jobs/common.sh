@@ -44,13 +44,13 @@ job_state() {
   case $st in x[0-9]*|s[0-9]*) ;; *) st=l ;; esac
 }
 
-# Removes the jobs of every workspace whose output was read to the end after they
-# ended, and those that ended (or, lost, started) more than 24 hours ago. Running
-# jobs are never removed.
+# Removes this workspace's jobs whose output was read to the end after they ended,
+# and the jobs of every workspace (removed ones too) that ended (or, lost, started)
+# more than 24 hours ago. Running jobs are never removed.
 sweep() {
   [ -d "$root" ] || return 0
   local d
-  for d in "$root"/*/*/done; do
+  for d in "$base"/*/done; do
     [ -e "$d" ] && rm -rf -- "${d%/done}"
   done
   find "$root" -mindepth 3 -maxdepth 3 \( -name status -o -name command \) -mmin +1440 \

@@ -28,8 +28,9 @@
 //! time stand in.)
 //!
 //! Clean-up: a job is removed once it has ended and its output was read to the end
-//! (nothing cut), or 24 hours after it ended (lost: after it started), by the sweep
-//! every start and list runs. Running jobs are never removed.
+//! (nothing cut), by the next start or list in its workspace; and 24 hours after it
+//! ended (lost: after it started) by the next start or list in any workspace of the
+//! host, so a removed workspace leaves nothing behind. Running jobs are never removed.
 //!
 //! The scripts' replies start with a header marked with a per-call nonce, and the job's
 //! output follows as exactly the announced number of bytes: nothing a job prints can
@@ -158,10 +159,11 @@ impl ReadLimit {
         tail: 80_000,
     };
 
-    /// Pages of `bytes`: nothing is skipped, a read returns the next page.
+    /// Pages of `bytes`: nothing is skipped, a read returns the next page. With 0, a
+    /// read returns no output and moves nothing: it only reports the job's state.
     pub fn pages(bytes: usize) -> ReadLimit {
         ReadLimit {
-            head: bytes.max(1),
+            head: bytes,
             tail: 0,
         }
     }
@@ -252,6 +254,11 @@ impl Jobs {
     /// `<directory name>-<hash of its path>`.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// The runtime the jobs run in.
+    pub fn runtime(&self) -> &SharedRuntime {
+        &self.runtime
     }
 
     fn host(&self) -> &str {

@@ -56,7 +56,8 @@ pub struct JobOutputInput {
     /// The job id that bash with run_in_background returned (or that jobs lists).
     pub id: String,
     /// Seconds to wait for new output or the job's end when there is none yet (default
-    /// 0: return at once; at most 600). Returns as soon as anything new arrives.
+    /// 0: return at once; at most 600). Returns as soon as anything new arrives. Stay
+    /// below your client's tool-call timeout (often 60 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_secs: Option<f64>,
 }

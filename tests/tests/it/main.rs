@@ -4,6 +4,7 @@ mod coder_backend;
 mod coder_conformance;
 mod conformance_local;
 mod helper_ssh;
+mod jobs_ssh;
 mod mcp_client;
 mod mcp_jobs;
 mod mcp_local;

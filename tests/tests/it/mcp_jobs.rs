@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cmux_core::jobs::{JobState, Jobs};
+use cmux_core::jobs::{JobState, Jobs, ReadLimit};
 use cmux_core::ExecRequest;
 use cmux_integration_tests::jobs::forget_jobs;
 use serde_json::json;
@@ -121,7 +121,7 @@ async fn jobs_through_mcp_and_the_session_end_kills_only_its_own() {
         Some(JobState::Running),
         "a job the session did not start runs on"
     );
-    forget_jobs(&jobs).await;
+    forget_jobs(&jobs, &outsider.output_path).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -144,5 +144,11 @@ async fn a_shutdown_signal_ends_the_sessions_jobs_too() {
         .expect("server task")
         .expect("a clean stop");
     assert!(!alive(pid), "job {id} outlived the session");
-    forget_jobs(&jobs).await;
+    let id = cmux_core::jobs::JobId::parse(&id).expect("id");
+    let read = jobs
+        .read(&id, Duration::ZERO, ReadLimit::pages(0), None)
+        .await
+        .expect("the state of the job");
+    assert_eq!(read.state, JobState::Signaled { signal: 15 });
+    forget_jobs(&jobs, &read.output_path).await;
 }

@@ -21,7 +21,7 @@ async fn survives_a_dropped_connection(sshd: &TestSshd, runtime: SshRuntime) {
     let started = jobs
         .start(
             ExecRequest::script(
-                "echo before; until [ -e go ]; do sleep 0.05; done; echo after; exit 4",
+                "echo before; n=0; until [ -e go ] || [ $n -ge 3000 ]; do sleep 0.05; n=$((n + 1)); done; echo after; exit 4",
             )
             .cwd(root),
         )

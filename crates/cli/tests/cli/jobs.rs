@@ -71,7 +71,7 @@ fn background_jobs_from_the_cli() {
         "--background",
         "w",
         "--",
-        "echo started; until [ -e go ]; do sleep 0.05; done; echo done >&2; exit 3",
+        "echo started; n=0; until [ -e go ] || [ $n -ge 3000 ]; do sleep 0.05; n=$((n + 1)); done; echo done >&2; exit 3",
     ]);
     assert!(started.status.success(), "{}", stderr(&started));
     let id = stdout(&started).trim().to_owned();
@@ -187,7 +187,7 @@ fn a_background_job_on_ssh_outlives_the_connection() {
         "--background",
         "w",
         "--",
-        "echo one; until [ -e go ]; do sleep 0.05; done; echo two; exit 5",
+        "echo one; n=0; until [ -e go ] || [ $n -ge 3000 ]; do sleep 0.05; n=$((n + 1)); done; echo two; exit 5",
     ]);
     let id = id.trim();
     let first = r.run(&["job-output", "w", id, "--wait", "30"]);

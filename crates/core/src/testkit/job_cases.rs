@@ -18,8 +18,8 @@ use crate::tools::{self, BashInput, BashResult, JobKillInput, JobOutputInput, To
 use tokio_util::sync::CancellationToken;
 
 /// Waits for `go` in the job's directory, which the case creates when it wants the job
-/// to go on.
-const UNTIL_GO: &str = "until [ -e go ]; do sleep 0.05; done";
+/// to go on; gives up after a few minutes, so a failed case leaves no job looping.
+const UNTIL_GO: &str = "n=0; until [ -e go ] || [ $n -ge 3000 ]; do sleep 0.05; n=$((n + 1)); done";
 
 /// Longest any wait of a case lasts before it fails.
 const PATIENCE: Duration = Duration::from_secs(60);

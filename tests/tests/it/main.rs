@@ -5,6 +5,7 @@ mod coder_conformance;
 mod conformance_local;
 mod helper_ssh;
 mod jobs_ssh;
+mod jobs_without_flock;
 mod mcp_client;
 mod mcp_jobs;
 mod mcp_local;

@@ -22,12 +22,21 @@ supervisor_alive() {
     flock -n -E 75 lock true 2>/dev/null
     case $? in 75) return 0 ;; 0) return 1 ;; esac
   fi
-  local pg sid spid started ident
+  local pg sid started spid seen ident
   [ -f pid ] && read -r pg sid started spid <pid || return 1
+  case $spid in '' | *[!0-9]*) return 1 ;; esac
   kill -0 "$spid" 2>/dev/null || return 1
+  # A zombie is dead; a start time other than the supervisor's is another process.
+  if ! seen=$(ps -o stat= -o lstart= -p "$spid" 2>/dev/null); then
+    command -v ps >/dev/null 2>&1 && return 1
+    return 0
+  fi
+  set -- $seen
+  case $1 in Z*) return 1 ;; esac
+  shift
   [ -f ident ] || return 0
   read -r ident <ident
-  [ "$(ps -o lstart= -p "$spid" 2>/dev/null)" = "$ident" ]
+  [ "$*" = "$ident" ]
 }
 
 # Sets st to the state of the job in the current directory: x<code> (exited),

@@ -15,7 +15,8 @@
 //!   (a temporary file renamed). When the command ends, what it left running in its
 //!   group is killed: a job leaves nothing behind.
 //! - **read** returns the output since the last read: the read offset lives on the
-//!   host, so the CLI and any MCP session share it. It can wait (bounded) for new
+//!   host, so the CLI and any MCP session share it (two reads at the same instant may
+//!   both return the same bytes; none is ever skipped). It can wait (bounded) for new
 //!   output or the end. Too much new output comes back as its head and tail
 //!   ([`ReadLimit`]); the whole output stays in the file until the job is cleaned up.
 //! - **kill** sends SIGTERM to the job's process group, SIGKILL after 3 s.
@@ -152,11 +153,12 @@ pub struct ReadLimit {
 }
 
 impl ReadLimit {
-    /// What an agent gets: up to 120 kB, else the first 40 kB and the last 80 kB (cut
-    /// to 10,000 and 20,000 characters by the tool, as `bash` does).
+    /// What an agent gets: up to 30,000 bytes, else the first 10,000 and the last
+    /// 20,000 (the end of a log is where its error is), as `bash` keeps its output.
+    /// In bytes, so the host knows exactly what was cut and keeps the job for it.
     pub const AGENT: ReadLimit = ReadLimit {
-        head: 40_000,
-        tail: 80_000,
+        head: 10_000,
+        tail: 20_000,
     };
 
     /// Pages of `bytes`: nothing is skipped, a read returns the next page. With 0, a

@@ -2,6 +2,7 @@
 # group ($1 = m); $2 is 1 when it holds the lock on fd 8. Starts the job in a process
 # group of its own, tells the launcher "ready <pgid>" on stdout, then waits for it and
 # records how it ended.
+mode=$1 locked=$2
 set -m
 # Bash reports a job killed by a signal with a notice on stderr and an exit code with
 # none: a private pipe catches the notices, which is how `exit 143` is told from
@@ -12,12 +13,17 @@ exec 5<> <(:) 2>&5
 bash --norc --noprofile -c '. ./run' bash </dev/null >>out 2>&1 5>&- 8>&- &
 c=$!
 sid=$$
-if [ "$1" != s ]; then
+if [ "$mode" != s ]; then
   sid=$(ps -o sid= -p $$ 2>/dev/null) && sid=${sid//[!0-9]/}
   sid=${sid:--}
 fi
 printf '%s %s %s %s\n' "$c" "$sid" "$(date +%s)" $$ >pid.new && mv -f pid.new pid
-[ -z "$2" ] && ps -o lstart= -p $$ >ident 2>/dev/null
+# Without the lock, readers tell this supervisor from a process that reused its PID by
+# its start time.
+if [ -z "$locked" ] && ident=$(ps -o lstart= -p $$ 2>/dev/null); then
+  set -- $ident
+  printf '%s\n' "$*" >ident
+fi
 echo "ready $c"
 exec >/dev/null
 LC_ALL=C

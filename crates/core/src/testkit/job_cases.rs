@@ -528,11 +528,11 @@ pub(super) async fn job_output_cap(h: Harness) -> Outcome {
     .expect("job_output");
     assert!(out.output.starts_with("1\n2\n3\n"), "the head");
     assert!(out.output_tail.ends_with("199999\n200000\n"), "the tail");
-    assert_eq!(out.output.chars().count(), tools::JOB_HEAD_CHARS);
-    assert_eq!(out.output_tail.chars().count(), tools::JOB_TAIL_CHARS);
+    assert_eq!(out.output.len(), tools::JOB_HEAD_BYTES);
+    assert_eq!(out.output_tail.len(), tools::JOB_TAIL_BYTES);
     assert_eq!(
         out.cut_bytes as usize,
-        whole.len() - tools::JOB_HEAD_CHARS - tools::JOB_TAIL_CHARS
+        whole.len() - tools::JOB_HEAD_BYTES - tools::JOB_TAIL_BYTES
     );
     let text = out.to_text();
     assert!(

@@ -13,10 +13,10 @@ use super::ToolContext;
 use crate::error::{Error, Result};
 use crate::jobs::{JobId, JobState, Jobs, ReadLimit, JOB_MAX_WAIT_SECS};
 
-/// Characters shown from the beginning of new output too long to show whole.
-pub const JOB_HEAD_CHARS: usize = 10_000;
-/// Characters shown from the end of new output too long to show whole.
-pub const JOB_TAIL_CHARS: usize = 20_000;
+/// Bytes shown from the beginning of new output too long to show whole.
+pub const JOB_HEAD_BYTES: usize = ReadLimit::AGENT.head;
+/// Bytes shown from the end of new output too long to show whole.
+pub const JOB_TAIL_BYTES: usize = ReadLimit::AGENT.tail;
 
 /// The `job_output` tool: see [`JobOutputTool::DESCRIPTION`](Tool::DESCRIPTION).
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,7 +31,7 @@ impl Tool for JobOutputTool {
         this workspace; each read returns only what is new, so call it again to follow a \
         server's log or a long build. With wait_secs, waits (up to 600 s) for new output or \
         the job's end when there is none yet: use it instead of sleeping in bash. New \
-        output longer than 30,000 characters keeps its first 10,000 and last 20,000, with \
+        output longer than 30,000 bytes keeps its first 10,000 and last 20,000 bytes, with \
         a note of how much was cut and the file on the host holding all of it (grep or \
         read_file it). A job is removed once it has ended and its output was read, or 24 \
         hours after it ended.";
@@ -70,9 +70,9 @@ pub struct JobOutput {
     /// How it stands.
     #[serde(flatten)]
     pub state: JobState,
-    /// The new output: all of it, or its first 10,000 characters when it was cut.
+    /// The new output: all of it, or its first 10,000 bytes when it was cut.
     pub output: String,
-    /// The last 20,000 characters of the new output when it was cut; else empty.
+    /// The last 20,000 bytes of the new output when it was cut; else empty.
     pub output_tail: String,
     /// Bytes cut between `output` and `output_tail` (still in `output_path`).
     pub cut_bytes: u64,
@@ -91,8 +91,8 @@ impl JobOutput {
                 out.push('\n');
             }
             out.push_str(&format!(
-                "[... {} bytes cut here; the first {JOB_HEAD_CHARS} and last {JOB_TAIL_CHARS} \
-                 characters are shown; all of the output is in {:?} on the host until the \
+                "[... {} bytes cut here; the first {JOB_HEAD_BYTES} and last {JOB_TAIL_BYTES} \
+                 bytes are shown; all of the output is in {:?} on the host until the \
                  job is removed: grep or read_file it ...]\n",
                 self.cut_bytes, self.output_path
             ));
@@ -150,12 +150,14 @@ pub async fn job_output(
     let read = Jobs::from(ctx)
         .read(&id, wait, ReadLimit::AGENT, cancel)
         .await?;
+    // The host cut in bytes; this only drops the pieces of characters the cuts split
+    // (a byte is at most a character: nothing more is cut).
     let shown = keep_ends(
         &read.head,
         read.cut_bytes,
         &read.tail,
-        JOB_HEAD_CHARS,
-        JOB_TAIL_CHARS,
+        JOB_HEAD_BYTES,
+        JOB_TAIL_BYTES,
     );
     Ok(JobOutput {
         id,
@@ -200,7 +202,7 @@ mod tests {
         cut.output_tail = "tail\n".into();
         assert_eq!(
             cut.to_text(),
-            "head\n[... 99 bytes cut here; the first 10000 and last 20000 characters are \
+            "head\n[... 99 bytes cut here; the first 10000 and last 20000 bytes are \
              shown; all of the output is in \"/home/u/.cache/cmux/jobs/w-1/k3x9mf2a/out\" on \
              the host until the job is removed: grep or read_file it ...]\ntail\n[job \
              k3x9mf2a killed by signal 15]"

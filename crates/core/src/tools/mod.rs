@@ -59,7 +59,7 @@ pub use glob::{glob, GlobInput, GlobOutput, GlobTool, GLOB_MAX_RESULTS};
 pub use grep::{grep, GrepInput, GrepMatch, GrepOutput, GrepTool, GREP_MAX_MATCHES};
 pub use job_kill::{job_kill, JobKillInput, JobKillOutput, JobKillTool};
 pub use job_output::{
-    job_output, JobOutput, JobOutputInput, JobOutputTool, JOB_HEAD_CHARS, JOB_TAIL_CHARS,
+    job_output, JobOutput, JobOutputInput, JobOutputTool, JOB_HEAD_BYTES, JOB_TAIL_BYTES,
 };
 pub use jobs::{JobsInput, JobsOutput, JobsTool};
 pub use list::{list_dir, ListDirEntry, ListDirInput, ListDirOutput, ListDirTool};

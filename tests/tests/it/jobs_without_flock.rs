@@ -78,27 +78,9 @@ fn programs_without(dir: &Path, left_out: &[&str]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_cases_without_setsid_and_flock() {
-    let bin = tempfile::tempdir().expect("bin dir");
-    programs_without(bin.path(), &["setsid", "flock"]);
-    let path = bin.path().to_str().expect("utf-8").to_owned();
-    let probe = WithPath {
-        inner: LocalRuntime::new().expect("runtime"),
-        path: path.clone(),
-    };
-    let out = cmux_core::RuntimeExt::output(
-        &probe,
-        ExecRequest::script("command -v setsid flock; command -v bash ps find"),
-        4096,
-    )
-    .await
-    .expect("probe");
-    let found = out.stdout_lossy();
-    assert!(
-        !found.contains("setsid") && !found.contains("flock") && found.contains("/ps"),
-        "the PATH must hide setsid and flock only: {found}"
-    );
+/// Runs the job cases on local runtimes whose `PATH` is `bin`.
+async fn job_cases_with_path(bin: &Path) {
+    let path = bin.to_str().expect("utf-8").to_owned();
     let report = testkit::conformance_of(
         |case| case.name.starts_with("job_"),
         || {
@@ -116,4 +98,52 @@ async fn job_cases_without_setsid_and_flock() {
     )
     .await;
     report.assert_passed();
+}
+
+/// What `command -v` finds for `programs` with `PATH` = `bin`.
+async fn found(bin: &Path, programs: &str) -> String {
+    let probe = WithPath {
+        inner: LocalRuntime::new().expect("runtime"),
+        path: bin.to_str().expect("utf-8").to_owned(),
+    };
+    let out = cmux_core::RuntimeExt::output(
+        &probe,
+        ExecRequest::script(format!("command -v {programs}")),
+        4096,
+    )
+    .await
+    .expect("probe");
+    out.stdout_lossy()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_cases_without_setsid_and_flock() {
+    let bin = tempfile::tempdir().expect("bin dir");
+    programs_without(bin.path(), &["setsid", "flock"]);
+    let found = found(bin.path(), "setsid flock bash ps find").await;
+    assert!(
+        !found.contains("setsid") && !found.contains("flock") && found.contains("/ps"),
+        "the PATH must hide setsid and flock only: {found}"
+    );
+    job_cases_with_path(bin.path()).await;
+}
+
+/// A file system without locks (an NFS home without lockd): `flock` fails, and jobs
+/// go the way of hosts without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_cases_when_flock_fails() {
+    let bin = tempfile::tempdir().expect("bin dir");
+    programs_without(bin.path(), &["flock"]);
+    let flock = bin.path().join("flock");
+    std::fs::write(
+        &flock,
+        "#!/bin/sh\necho 'flock: failed to get lock: No locks available' >&2\nexit 1\n",
+    )
+    .expect("fake flock");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&flock, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert!(found(bin.path(), "flock")
+        .await
+        .contains(flock.to_str().expect("utf-8")));
+    job_cases_with_path(bin.path()).await;
 }

@@ -303,7 +303,8 @@ impl Jobs {
                 Some("started") => {
                     return Ok(JobStarted {
                         id,
-                        pgid: number(words.get(1), "process group")? as u32,
+                        pgid: u32::try_from(number(words.get(1), "process group")?)
+                            .map_err(|_| malformed("a process group out of range"))?,
                         output_path: words.get(2).copied().unwrap_or_default().to_owned(),
                     })
                 }

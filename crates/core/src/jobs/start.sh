@@ -2,23 +2,27 @@
 # script (what runs: cwd, environment, command), supervise (supervise.sh).
 um=$(umask)
 umask 077
-mkdir -p "$base" || fail "cannot create the jobs directory $base"
+mkdir -p "$base" || fail "cannot create the jobs directory $base: check that $c exists and is yours and writable"
 chmod 700 "$c/cmux" "$root" "$base" 2>/dev/null
 sweep
 dir=$base/$id
 if ! mkdir "$dir" 2>/dev/null; then
   [ -e "$dir" ] && { reply taken; exit 0; }
   # A concurrent sweep may have removed an empty parent.
-  mkdir -p "$base" && mkdir "$dir" || fail "cannot create the job directory $dir"
+  mkdir -p "$base" && mkdir "$dir" || fail "cannot create the job directory $dir: check that $base is yours and writable"
 fi
-cd "$dir" || fail "cannot enter the job directory $dir"
+cd "$dir" || fail "cannot enter the job directory $dir: check its mode (0700, yours)"
 printf '%s' "$command" >command &&
   printf 'umask %s\n%s' "$um" "$script" >run &&
-  : >out || fail "cannot write the job's files in $dir"
+  : >out || fail "cannot write the job's files in $dir: is the disk full?"
 # The lock is taken here and handed to the supervisor (same open file), so the job is
 # never seen without a live holder between now and the supervisor's end.
-if [ -n "$have_flock" ]; then
-  exec 8>>lock && flock -n 8 || fail "cannot lock $dir/lock"
+# A file system without locks (an NFS home without lockd) gets the way of hosts
+# without flock(1): no lock file, the supervisor's PID and start time.
+if [ -n "$have_flock" ] && ! { exec 8>>lock && flock -n 8; } 2>/dev/null; then
+  exec 8>&-
+  rm -f lock
+  have_flock=
 fi
 # The supervisor starts its own session (setsid), else at least its own process group
 # (set -m): whatever supervises this call's process group lets it live on.

@@ -96,9 +96,10 @@ pub struct BashInput {
     /// Start the command as a background job and return its id at once, instead of
     /// waiting for it: for dev servers, watchers, and builds or test runs you want to
     /// check on later. The job keeps running after this call (`timeout_secs` does not
-    /// apply); its stdout and stderr go, interleaved, to a file on the host. Read new
-    /// output with job_output, stop it with job_kill. Jobs started here end when this
-    /// session ends.
+    /// apply); its stdout and stderr go, interleaved, to a file on the host (not a
+    /// terminal: programs that buffer their output then, such as python without `-u`,
+    /// show it late). Read new output with job_output, stop it with job_kill. Jobs
+    /// started here end when this session ends.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub run_in_background: bool,
 }

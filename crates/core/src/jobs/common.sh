@@ -55,19 +55,24 @@ job_state() {
 
 # Removes this workspace's jobs whose output was read to the end after they ended,
 # and the jobs of every workspace (removed ones too) that ended (or, lost, started)
-# more than 24 hours ago. Running jobs are never removed.
+# more than 24 hours ago, with the directories of workspaces left empty as long.
+# Running jobs are never removed.
 sweep() {
   [ -d "$root" ] || return 0
   local d
   for d in "$base"/*/done; do
     [ -e "$d" ] && rm -rf -- "${d%/done}"
   done
-  find "$root" -mindepth 3 -maxdepth 3 \( -name status -o -name command \) -mmin +1440 \
-    2>/dev/null | while IFS= read -r d; do
-    case $d in
-      */status) rm -rf -- "${d%/status}" ;;
-      */command) (cd "${d%/command}" 2>/dev/null && job_state && [ "$st" = l ]) &&
+  # One find: ended (status) and started (command) 24 h ago, and workspaces' empty
+  # directories untouched as long.
+  find "$root" -mindepth 1 -maxdepth 3 \( -name status -o -name command -o -type d -empty \) \
+    -mmin +1440 2>/dev/null | while IFS= read -r d; do
+    case ${d#"$root"/} in
+      */*/status) rm -rf -- "${d%/status}" ;;
+      */*/command) (cd "${d%/command}" 2>/dev/null && job_state && [ "$st" = l ]) &&
         rm -rf -- "${d%/command}" ;;
+      */*) ;;
+      *) rmdir -- "$d" 2>/dev/null ;;
     esac
   done
 }

@@ -8,7 +8,7 @@ sweep
 dir=$base/$id
 if ! mkdir "$dir" 2>/dev/null; then
   [ -e "$dir" ] && { reply taken; exit 0; }
-  # A concurrent sweep may have removed an empty parent.
+  # A sweep elsewhere may have just removed the workspace's empty directory.
   mkdir -p "$base" && mkdir "$dir" || fail "cannot create the job directory $dir: check that $base is yours and writable"
 fi
 cd "$dir" || fail "cannot enter the job directory $dir: check its mode (0700, yours)"

@@ -11,6 +11,12 @@ if ! mkdir "$dir" 2>/dev/null; then
   # A sweep elsewhere may have just removed the workspace's empty directory.
   mkdir -p "$base" && mkdir "$dir" || fail "cannot create the job directory $dir: check that $base is yours and writable"
 fi
+# From here on, a failure leaves no half-made job behind.
+fail() {
+  cd / && rm -rf -- "$dir"
+  printf 'cmux jobs: %s\n' "$*" >&2
+  exit 1
+}
 cd "$dir" || fail "cannot enter the job directory $dir: check its mode (0700, yours)"
 printf '%s' "$command" >command &&
   printf 'umask %s\n%s' "$um" "$script" >run &&
@@ -33,5 +39,5 @@ else
 fi
 case $ready in
   "ready "*) reply started "${ready#ready }" "$dir/out" ;;
-  *) cd / && rm -rf -- "$dir"; fail "the job's supervisor did not start (is bash on PATH?)" ;;
+  *) fail "the job's supervisor did not start (is bash on PATH?)" ;;
 esac

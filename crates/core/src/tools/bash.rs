@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 use crate::exec::{ExecRequest, ExitStatus};
 use crate::jobs::{JobStarted, Jobs};
 use crate::path::RemotePath;
-use crate::runtime::FileKind;
-use crate::runtime::RuntimeExt;
+use crate::runtime::{FileKind, RuntimeExt};
 
 /// Timeout applied when the input gives none, in seconds.
 pub const BASH_DEFAULT_TIMEOUT_SECS: f64 = 120.0;

@@ -5,6 +5,7 @@
 pub mod coder;
 pub mod generic;
 pub mod helper;
+pub mod jobs;
 pub mod proxy;
 pub mod sshd;
 pub mod users;

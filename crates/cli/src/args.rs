@@ -56,7 +56,31 @@ pub enum Cmd {
     /// the workspace directory (or --cwd, relative to it). When cmux's standard input
     /// is not a terminal it is piped to the command; from a terminal the command gets
     /// /dev/null (agents' commands must never wait for input).
+    ///
+    /// --background starts it as a background job instead and prints the job's id at
+    /// once: the command keeps running on the workspace's host after cmux exits (its
+    /// stdin is /dev/null, its output kept on the host); follow it with `cmux
+    /// job-output`, stop it with `cmux job-kill`, list jobs with `cmux jobs`.
     Exec(ExecArgs),
+    /// List a workspace's background jobs: id, state, age, output, command.
+    ///
+    /// Every job cmux started in the workspace is listed, whoever started it (`cmux
+    /// exec --background`, an agent over `cmux mcp`). A job is removed once it has ended
+    /// and its output was read, or 24 hours after it ended.
+    Jobs(JobsArgs),
+    /// Print a background job's output written since the last read (by anyone).
+    ///
+    /// Stdout and stderr of the job come interleaved, in full, on standard output; a
+    /// line on stderr tells whether the job still runs or how it ended. Exits 0 while
+    /// the job runs, else with its exit code (128+N when killed by signal N, 1 when it
+    /// is lost: its supervisor died without recording its end).
+    JobOutput(JobOutputArgs),
+    /// Stop a background job and everything it started.
+    ///
+    /// SIGTERM goes to the job's process group, SIGKILL 3 s later if it still runs;
+    /// cmux returns once the job's end is recorded. A job that already ended is left
+    /// as it is; its unread output stays readable with `cmux job-output`.
+    JobKill(JobKillArgs),
     /// Print a file of a workspace (streamed; paths are relative to the workspace).
     Cat(PathArgs),
     /// Replace a file of a workspace with standard input, atomically.
@@ -118,10 +142,11 @@ pub enum Cmd {
     Doctor(DoctorArgs),
     /// Serve a workspace's tools to an agent over MCP on stdin/stdout.
     ///
-    /// Tools: bash, read_file, write_file, edit_file, list_dir, glob, grep, all running
-    /// in the workspace. Meant to be started by an MCP client, e.g.
-    /// `claude mcp add NAME -- cmux mcp NAME` (docs/MCP.md covers Codex and others).
-    /// Serves until the client closes stdin; commands still running are then killed.
+    /// Tools: bash, read_file, write_file, edit_file, list_dir, glob, grep, job_output,
+    /// job_kill, jobs, all running in the workspace. Meant to be started by an MCP
+    /// client, e.g. `claude mcp add NAME -- cmux mcp NAME` (docs/MCP.md covers Codex
+    /// and others). Serves until the client closes stdin; commands still running, and
+    /// the background jobs this session started, are then killed.
     Mcp(McpArgs),
     /// Show the host helper this cmux carries, or write it to a file.
     ///
@@ -230,9 +255,51 @@ pub struct ExecArgs {
     /// Set a variable for the command (repeatable).
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+    /// Start the command as a background job and print its id; it runs on after cmux
+    /// exits (see `cmux job-output`, `cmux job-kill`, `cmux jobs`).
+    #[arg(long, conflicts_with = "timeout")]
+    pub background: bool,
     /// The command: one word is a bash script, several an argv.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `cmux jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Workspace name.
+    pub name: String,
+    /// Print JSON (an array of job records).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cmux job-output`.
+#[derive(Debug, Args)]
+pub struct JobOutputArgs {
+    /// Workspace name.
+    pub name: String,
+    /// Job id (from `cmux exec --background` or `cmux jobs`).
+    pub id: String,
+    /// When there is no new output yet, wait up to SECS seconds (at most 600) for some
+    /// or for the job's end.
+    #[arg(long, value_name = "SECS")]
+    pub wait: Option<f64>,
+    /// Print JSON: the job's state and its new output as text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cmux job-kill`.
+#[derive(Debug, Args)]
+pub struct JobKillArgs {
+    /// Workspace name.
+    pub name: String,
+    /// Job id (from `cmux exec --background` or `cmux jobs`).
+    pub id: String,
+    /// Print JSON: the job's state before and after.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `cmux cat`.

@@ -16,6 +16,8 @@ const CLI_WORDS: &[(&str, &str)] = &[
     ("write_file", "`cmux write`"),
     ("edit_file", "`cmux edit`"),
     ("list_dir", "`cmux ls`"),
+    ("job_output", "`cmux job-output`"),
+    ("job_kill", "`cmux job-kill`"),
 ];
 
 /// `text` with the tools' words replaced by the CLI's.

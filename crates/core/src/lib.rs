@@ -10,6 +10,8 @@
 //! - [`RemotePath`]: POSIX paths inside a runtime, never the local `PathBuf`.
 //! - [`quote`]: the one shell-quoting routine.
 //! - [`temp`]: temporary files of atomic writes and the rule that cleans left-overs.
+//! - [`jobs`]: background jobs (start, read output since the last read, kill, list) on
+//!   any runtime.
 //! - [`tools`]: the agent tools (bash, read, write, edit, list, glob, grep), identical on
 //!   every backend because they only use the trait (or a backend's native grep, glob
 //!   and edit, which give the same results).
@@ -33,6 +35,7 @@ pub use cmux_engine as engine;
 
 pub mod error;
 pub mod exec;
+pub mod jobs;
 pub mod path;
 pub mod quote;
 pub mod runtime;

@@ -6,8 +6,8 @@
 //! [`serve_stdio`].
 //!
 //! Tools: every tool of [`cmux_core::tools::TOOLS`] (`bash`, `read_file`, `write_file`,
-//! `edit_file`, `list_dir`, `glob`, `grep`), listed and run from their one definition
-//! there, so they behave the same on every backend and a new tool needs no change
+//! `edit_file`, `list_dir`, `glob`, `grep`, and the background jobs' `job_output`,
+//! `job_kill` and `jobs`), listed and run from their one definition there, so they behave the same on every backend and a new tool needs no change
 //! here. Text results are text content; images `read_file` reads are image content
 //! (base64, with their mimeType).
 //!
@@ -27,6 +27,12 @@
 //! - No command outlives the server: when the input ends (or [`serve_until`]'s token
 //!   is cancelled, on SIGINT/SIGTERM/SIGHUP for [`serve_stdio`]), calls still running
 //!   get a few seconds, then their commands are killed before the server returns.
+//! - Background jobs (`bash` with `run_in_background`) outlive their call and a
+//!   dropped connection to the host, but not the session: when it ends as above, the
+//!   jobs it started are killed (SIGTERM, then SIGKILL) before the server returns.
+//!   Jobs started elsewhere (`cmux exec --background`, another session) are left
+//!   alone. A server killed outright (SIGKILL) leaves its jobs running; `jobs` and
+//!   `cmux jobs` still list them.
 //! - Nothing but protocol goes to stdout: logs go through `tracing` (the binary
 //!   installs a stderr subscriber), and [`serve_stdio`] points the process's own
 //!   stdout at stderr so no stray print or child process can corrupt the stream.
@@ -43,6 +49,9 @@ mod screen;
 mod server;
 mod stdio;
 
+use std::sync::Arc;
+
+use cmux_core::jobs::{JobSession, Jobs};
 use cmux_core::tools::ToolContext;
 use cmux_core::{Error, Result};
 use rmcp::service::QuitReason;
@@ -56,6 +65,9 @@ pub use server::WorkspaceServer;
 const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long cancelled calls may take to kill their commands when the server stops.
 const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long ending the session's background jobs may take (SIGTERM, SIGKILL 3 s later,
+/// all jobs at once).
+const JOBS_KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves the workspace `ctx` over MCP on this process's stdin and stdout until the
 /// client closes stdin.
@@ -80,8 +92,8 @@ pub async fn serve_stdio(ctx: ToolContext) -> Result<()> {
 /// back, it does not stop the server.
 ///
 /// When the input ends, calls still running get a few seconds to answer; then their
-/// commands are killed, and this returns once they are (no command outlives the
-/// server).
+/// commands are killed, and so are the background jobs this session started; this
+/// returns once they are (no command outlives the server).
 pub async fn serve<R, W>(ctx: ToolContext, reader: R, writer: W) -> Result<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -103,6 +115,8 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let session = Arc::new(JobSession::new());
+    let ctx = ctx.with_job_session(session.clone());
     let runtime = ctx.runtime.clone();
     tokio::spawn(async move {
         if let Err(e) = runtime.ensure_ready().await {
@@ -111,6 +125,7 @@ where
     });
     tracing::info!(host = ctx.host(), root = %ctx.root, "serving MCP");
     let screened = screen::screen(reader, writer);
+    let jobs = Jobs::from(&ctx);
     let server = WorkspaceServer::new(ctx);
     let calls = server.calls();
     let running = match server
@@ -133,6 +148,7 @@ where
     if tokio::time::timeout(KILL_WAIT, calls.wait()).await.is_err() {
         tracing::warn!("some tool calls did not stop in time");
     }
+    end_session_jobs(&jobs, &session).await;
     if tokio::time::timeout(OUTPUT_DRAIN, screened.output)
         .await
         .is_err()
@@ -147,6 +163,32 @@ where
         Ok(reason) => {
             tracing::info!(?reason, "MCP server stopped");
             Ok(())
+        }
+    }
+}
+
+/// Kills the background jobs the session started (those still running), logging what
+/// could not be killed: the session ended normally, so its jobs end with it.
+async fn end_session_jobs(jobs: &Jobs, session: &JobSession) {
+    if session.started().is_empty() {
+        return;
+    }
+    match tokio::time::timeout(JOBS_KILL_WAIT, jobs.kill_session(session)).await {
+        Err(_) => tracing::warn!(
+            "the session's background jobs did not all stop in time; `cmux jobs` lists them"
+        ),
+        Ok(outcomes) => {
+            for (id, outcome) in outcomes {
+                match outcome {
+                    Ok(killed) if killed.before.is_running() => {
+                        tracing::info!(job = %id, state = %killed.after, "session ended: job killed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(job = %id, error = %e, "could not kill a job of the session")
+                    }
+                }
+            }
         }
     }
 }

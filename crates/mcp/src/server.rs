@@ -168,7 +168,9 @@ impl ServerHandler for WorkspaceServer {
                 "These tools work inside the cmux workspace {} on {place}. Relative paths \
                  resolve against that directory. Each bash call runs in a fresh shell in the \
                  workspace (or cwd) with no stdin; a failed command is reported with its exit \
-                 code.",
+                 code. For servers, watchers and long runs, call bash with run_in_background \
+                 and follow the job with job_output; the jobs this session starts end with \
+                 it.",
                 self.ctx.root
             ))
     }

@@ -76,7 +76,11 @@ pub fn local_ctx() -> (tempfile::TempDir, PathBuf, ToolContext) {
 
 /// The tools and their required arguments, as the issue specifies them.
 pub const EXPECTED_TOOLS: &[(&str, &[&str], &[&str])] = &[
-    ("bash", &["command"], &["timeout_secs", "cwd"]),
+    (
+        "bash",
+        &["command"],
+        &["timeout_secs", "cwd", "run_in_background"],
+    ),
     ("read_file", &["path"], &["offset", "limit"]),
     ("write_file", &["path", "content"], &[]),
     (
@@ -102,6 +106,9 @@ pub const EXPECTED_TOOLS: &[(&str, &[&str], &[&str])] = &[
             "context",
         ],
     ),
+    ("job_output", &["id"], &["wait_secs"]),
+    ("job_kill", &["id"], &[]),
+    ("jobs", &[], &[]),
 ];
 
 /// Checks `tools/list` against [`EXPECTED_TOOLS`].

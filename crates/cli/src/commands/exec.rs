@@ -82,6 +82,9 @@ pub async fn run(ctx: &Ctx, args: ExecArgs) -> Result<i32> {
         }
         req = req.timeout(Duration::from_secs_f64(secs));
     }
+    if args.background {
+        return super::jobs::start(&record, runtime, req).await;
+    }
     // Decision: a terminal on stdin means a human, whose keystrokes are not meant for
     // an agent's command: /dev/null. A pipe or file is passed through.
     let pipe_stdin = !std::io::stdin().is_terminal();

@@ -4,6 +4,7 @@ mod doctor;
 mod exec;
 mod files;
 mod host_helper;
+mod jobs;
 mod lifecycle;
 mod list;
 mod mcp;
@@ -57,6 +58,9 @@ pub async fn run(cmd: Cmd) -> Result<i32> {
         Cmd::New(args) => lifecycle::new(&ctx, args).await,
         Cmd::List(args) => list::run(&ctx, &args),
         Cmd::Exec(args) => exec::run(&ctx, args).await,
+        Cmd::Jobs(args) => jobs::list(&ctx, &args).await,
+        Cmd::JobOutput(args) => jobs::output(&ctx, &args).await,
+        Cmd::JobKill(args) => jobs::kill(&ctx, &args).await,
         Cmd::Cat(args) => files::cat(&ctx, &args).await,
         Cmd::Write(args) => files::write(&ctx, &args).await,
         Cmd::Edit(args) => files::edit(&ctx, args).await,

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use tempfile::TempDir;
 
 mod coder;
+mod jobs;
 mod mcp;
 mod pipe;
 mod refusals;
@@ -161,7 +162,18 @@ fn help_is_stable() {
     insta::assert_snapshot!("help", stdout(&env.run(&["--help"])));
     insta::assert_snapshot!("help_new", stdout(&env.run(&["new", "--help"])));
     insta::assert_snapshot!("help_exec", stdout(&env.run(&["exec", "--help"])));
-    for command in ["list", "write", "edit", "shell", "pull", "push", "rm"] {
+    for command in [
+        "list",
+        "write",
+        "edit",
+        "shell",
+        "pull",
+        "push",
+        "rm",
+        "jobs",
+        "job-output",
+        "job-kill",
+    ] {
         insta::assert_snapshot!(
             format!("help_{command}"),
             stdout(&env.run(&[command, "--help"]))

@@ -225,7 +225,10 @@ fn mcp_serves_a_local_workspace_over_stdio() {
     let env = Env::new();
     env.ok(&["new", "feat"]);
     let ws = env.workspace_path("feat");
-    let mut s = Server::start(&env, "feat");
+    // Background jobs go to the test's own cache directory.
+    let mut cmd = env.command(&["mcp", "feat"]);
+    cmd.env("XDG_CACHE_HOME", env.home.path().join("cache"));
+    let mut s = Server::spawn(cmd);
 
     let id = s.request("tools/list", json!({}));
     let tools = s.response(id);
@@ -244,7 +247,10 @@ fn mcp_serves_a_local_workspace_over_stdio() {
             "edit_file",
             "list_dir",
             "glob",
-            "grep"
+            "grep",
+            "job_output",
+            "job_kill",
+            "jobs"
         ]
     );
 
@@ -320,11 +326,26 @@ fn mcp_serves_a_local_workspace_over_stdio() {
     let text = s.err("bash", json!({"command": "sleep 30", "timeout_secs": 1}));
     assert!(text.contains("timed out"), "{text}");
 
-    // The client exits: a clean exit, and a running command does not outlive it.
+    // A background job outlives its call...
+    let text = s.ok(
+        "bash",
+        json!({"command": "echo $$ > job.pid; exec sleep 300", "run_in_background": true}),
+    );
+    assert!(text.starts_with("Started background job"), "{text}");
+    let job = read_pid(&ws.join("job.pid"));
+    assert!(alive(job));
+    let listing = s.ok("jobs", json!({}));
+    assert!(
+        listing.contains("running") && listing.contains("sleep 300"),
+        "{listing}"
+    );
+
+    // ...but not the session. The client exits: a clean exit, and neither a running
+    // command nor the session's job outlives it.
     let (_, pids) = start_sleeper(&mut s, &ws);
     let (code, stderr) = s.close();
     assert_eq!(code, Some(0), "stderr: {stderr}");
-    for pid in pids {
+    for pid in pids.into_iter().chain([job]) {
         assert!(!alive(pid), "pid {pid} outlived cmux mcp");
     }
 }
@@ -354,7 +375,7 @@ fn mcp_serves_an_ssh_workspace_over_stdio() {
     let tools = s.response(id);
     assert_eq!(
         tools["result"]["tools"].as_array().map(Vec::len),
-        Some(7),
+        Some(cmux_core::tools::TOOLS.len()),
         "{tools}"
     );
     let text = s.ok("bash", json!({"command": "pwd; echo on-the-host"}));

@@ -359,16 +359,26 @@ pub(super) async fn cancel_kills_group(h: Harness) -> Outcome {
     warm_up(&h).await;
     let token = CancellationToken::new();
     let req = ExecRequest::script(sleeper(&pid_file)).cancel_token(token.clone());
+    // Cancelled once its background child is running (the PID file is there), not
+    // after a fixed time: a slow host (a login shell that takes seconds) must not make
+    // the case cancel a command that has not started yet.
     let canceller = {
         let token = token.clone();
+        let runtime = h.runtime.clone();
+        let pid_file = pid_file.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while !matches!(runtime.stat(&pid_file).await, Ok(meta) if meta.len > 0)
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             token.cancel();
         })
     };
-    let out = tokio::time::timeout(Duration::from_secs(60), h.runtime.output(req, 1024))
+    let out = tokio::time::timeout(Duration::from_secs(120), h.runtime.output(req, 1024))
         .await
-        .expect("a command cancelled after 1.5 s was still running after 60 s")
+        .expect("a command cancelled once it ran was still running after 120 s")
         .expect("exec with a cancellation token");
     canceller.await.expect("canceller");
     assert_eq!(out.status, ExitStatus::Cancelled, "status after cancel");

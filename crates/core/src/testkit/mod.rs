@@ -42,6 +42,7 @@
 
 mod exec_cases;
 mod file_cases;
+mod job_cases;
 mod tool_cases;
 mod util;
 
@@ -350,6 +351,16 @@ suite! {
     tool_cases::tool_glob_newest_first => "glob sorts newest first, ties by path; the cap keeps the newest",
     tool_cases::tool_gitignore => "glob and grep skip files git ignores inside a work tree (ripgrep's rules)",
     tool_cases::tool_call_json => "tools called by name with JSON input (as over MCP), JSON output",
+    job_cases::job_start_returns_at_once => "bash run_in_background returns a job id at once; the job outlives that call and later ones, in the workspace",
+    job_cases::job_output_since_last_read => "a read returns the output since the last read (stdout and stderr interleaved), the offset shared by every reader",
+    job_cases::job_wait => "a read with a wait returns at new output or at the job's end, and when its time is up",
+    job_cases::job_exit_status => "an ended job reports its exit code or its signal (exit 143 is not SIGTERM)",
+    job_cases::job_kill_kills_group => "kill ends the job's whole process group (SIGTERM, then SIGKILL), leaves an ended job alone, refuses unknown ids",
+    job_cases::job_list => "list shows every job of the workspace (and only those) with state, command, pgid and output sizes",
+    job_cases::job_cleanup => "job files are private (0700/0600) in the cache dir; removed once read and ended, or 24 h after the end; running jobs kept",
+    job_cases::job_lost => "a job whose supervisor died is lost, not running forever; kill ends what is left of it",
+    job_cases::job_output_cap => "a big read keeps head and tail with the file holding everything; pages read everything in order",
+    job_cases::job_session_end => "ending a job session kills the jobs it started and only those",
 }
 
 /// The smallest valid PNG (one transparent pixel): test data for image reads.
@@ -370,9 +381,18 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Harness>,
 {
+    conformance_of(|_| true, factory).await
+}
+
+/// [`conformance`] for the cases `select` picks, e.g. `|c| c.name.starts_with("job_")`.
+pub async fn conformance_of<F, Fut>(select: impl Fn(&Case) -> bool, factory: F) -> Report
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Harness>,
+{
     let semaphore = Arc::new(tokio::sync::Semaphore::new(PARALLEL_CASES));
     let mut handles = Vec::new();
-    for case in cases() {
+    for case in cases().into_iter().filter(|c| select(c)) {
         let permit = semaphore
             .clone()
             .acquire_owned()

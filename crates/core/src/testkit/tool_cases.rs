@@ -25,6 +25,7 @@ fn bash_input(command: &str) -> BashInput {
         command: command.into(),
         timeout_secs: None,
         cwd: None,
+        run_in_background: false,
     }
 }
 
@@ -1150,7 +1151,10 @@ pub(super) async fn tool_call_json(h: Harness) -> Outcome {
     let out = typed.run(&ctx).await.expect("typed ToolCall::run");
     assert_eq!(out.to_text(), "typed\n[exit code 0]");
     assert!(
-        out.downcast_ref::<BashOutput>().is_some(),
+        matches!(
+            out.downcast_ref::<BashResult>(),
+            Some(BashResult::Finished(_))
+        ),
         "the typed result"
     );
     let typed: ToolCall =

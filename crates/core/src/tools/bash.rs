@@ -12,7 +12,9 @@ use super::tool::{Effect, Tool, ToolResult};
 use super::ToolContext;
 use crate::error::{Error, Result};
 use crate::exec::{ExecRequest, ExitStatus};
-use crate::runtime::RuntimeExt;
+use crate::jobs::{JobStarted, Jobs};
+use crate::path::RemotePath;
+use crate::runtime::{FileKind, RuntimeExt};
 
 /// Timeout applied when the input gives none, in seconds.
 pub const BASH_DEFAULT_TIMEOUT_SECS: f64 = 120.0;
@@ -40,8 +42,11 @@ impl Tool for BashTool {
         `cd`, variables and shell state do not carry over to the next call, stdin is empty, \
         and editors, pagers and password prompts are disabled. The command is killed, with \
         every process it started, after `timeout_secs` (default 120). Processes started \
-        with a plain `&` are killed too when the call ends, so this cannot leave a server \
-        or watcher running. Long output keeps its first 10,000 and last 20,000 characters \
+        with a plain `&` are killed too when the call ends, so `&` cannot leave a server \
+        or watcher running: for that, set `run_in_background` to true. The call then \
+        returns a job id at once and the command keeps running, its output kept on the \
+        host; read the output with job_output, stop it with job_kill, list jobs with jobs. \
+        Long output keeps its first 10,000 and last 20,000 characters \
         per stream, with a note of how much was cut between them: the end of a build or \
         test log is never lost; to see everything, redirect the output to a file and grep \
         or read it. A non-zero exit is returned as an error result showing the exit code. \
@@ -52,15 +57,23 @@ impl Tool for BashTool {
         if_interrupted: "the command may or may not have run: check before repeating it",
     };
     type Input = BashInput;
-    type Output = BashOutput;
+    type Output = BashResult;
 
     async fn run(
         &self,
         ctx: &ToolContext,
         input: BashInput,
         cancel: CancellationToken,
-    ) -> Result<BashOutput> {
-        run(ctx, input, Some(cancel)).await
+    ) -> Result<BashResult> {
+        if input.run_in_background {
+            bash_background(ctx, input)
+                .await
+                .map(BashResult::Background)
+        } else {
+            run(ctx, input, Some(cancel))
+                .await
+                .map(BashResult::Finished)
+        }
     }
 }
 
@@ -79,6 +92,72 @@ pub struct BashInput {
     /// workspace root). Each call starts fresh: `cd` in one call does not carry over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// Start the command as a background job and return its id at once, instead of
+    /// waiting for it: for dev servers, watchers, and builds or test runs you want to
+    /// check on later. The job keeps running after this call (`timeout_secs` does not
+    /// apply); its stdout and stderr go, interleaved, to a file on the host (not a
+    /// terminal: programs that buffer their output then, such as python without `-u`,
+    /// show it late). Read new output with job_output, stop it with job_kill. Jobs
+    /// started here end when this session ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub run_in_background: bool,
+}
+
+/// What the `bash` tool returns: a finished command's output, or the job a
+/// `run_in_background` call started.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum BashResult {
+    /// The command ran to its end (or its timeout).
+    Finished(BashOutput),
+    /// The command runs on as a background job.
+    Background(BashBackground),
+}
+
+impl ToolResult for BashResult {
+    fn text(&self) -> String {
+        match self {
+            BashResult::Finished(out) => out.to_text(),
+            BashResult::Background(job) => job.to_text(),
+        }
+    }
+
+    fn is_error(&self) -> bool {
+        match self {
+            BashResult::Finished(out) => out.is_error(),
+            BashResult::Background(_) => false,
+        }
+    }
+}
+
+/// A command started in the background by `bash` with `run_in_background`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BashBackground {
+    /// The job.
+    #[serde(flatten)]
+    pub job: JobStarted,
+    /// The command as given.
+    pub command: String,
+    /// True when the job ends with the session that started it (an MCP session).
+    pub ends_with_session: bool,
+}
+
+impl BashBackground {
+    /// What a model sees: the job id and how to follow it.
+    pub fn to_text(&self) -> String {
+        let id = &self.job.id;
+        let end = if self.ends_with_session {
+            "It runs until it exits, is killed with job_kill, or this session ends."
+        } else {
+            "It runs until it exits or is killed with job_kill."
+        };
+        format!(
+            "Started background job {id} (process group {}). {end}\nRead its output with \
+             job_output {{\"id\": \"{id}\"}} (set wait_secs to wait for new output or its \
+             end); list jobs with jobs.",
+            self.job.pgid
+        )
+    }
 }
 
 /// Result of [`bash`]. A non-zero exit is a result, not an error.
@@ -183,6 +262,46 @@ impl ToolResult for BashOutput {
     }
 }
 
+/// Starts `input.command` as a background job in the workspace (or `cwd`) and returns
+/// at once; `timeout_secs` does not apply. The job is recorded in the context's job
+/// session, if it has one, so it ends with the session.
+pub async fn bash_background(ctx: &ToolContext, input: BashInput) -> Result<BashBackground> {
+    if input.command.trim().is_empty() {
+        return Err(Error::invalid(
+            "command is empty: give a shell command to run",
+        ));
+    }
+    let cwd = ctx.resolve_dir(input.cwd.as_deref()).await?;
+    // A job that cannot enter its directory would only show exit 126 later: check now
+    // (one round trip, only when a cwd is given).
+    if input.cwd.is_some()
+        && !matches!(ctx.runtime.stat(&cwd).await, Ok(meta) if meta.kind == FileKind::Dir)
+    {
+        return Err(not_a_directory(ctx, &cwd));
+    }
+    let job = Jobs::from(ctx)
+        .start(ExecRequest::script(input.command.clone()).cwd(cwd))
+        .await?;
+    let session = ctx.job_session();
+    if let Some(session) = session {
+        session.record(job.id.clone());
+    }
+    Ok(BashBackground {
+        job,
+        command: input.command,
+        ends_with_session: session.is_some(),
+    })
+}
+
+fn not_a_directory(ctx: &ToolContext, cwd: &RemotePath) -> Error {
+    Error::invalid(format!(
+        "{}: cannot run in {cwd}: it is not an existing directory; give an existing cwd \
+         (relative to the workspace {}) or omit it",
+        ctx.host(),
+        ctx.root
+    ))
+}
+
 fn fmt_secs(secs: f64) -> String {
     if secs.fract() == 0.0 {
         format!("{secs:.0}")
@@ -192,7 +311,8 @@ fn fmt_secs(secs: f64) -> String {
 }
 
 /// Runs `input.command` with `bash -c` in the workspace (or `cwd`), with a timeout
-/// (default 120 s) that kills the whole process group.
+/// (default 120 s) that kills the whole process group. A background request
+/// (`run_in_background`) is refused: use [`bash_background`].
 pub async fn bash(ctx: &ToolContext, input: BashInput) -> Result<BashOutput> {
     run(ctx, input, None).await
 }
@@ -211,6 +331,11 @@ async fn run(
     input: BashInput,
     cancel: Option<CancellationToken>,
 ) -> Result<BashOutput> {
+    if input.run_in_background {
+        return Err(Error::invalid(
+            "run_in_background is set: start background jobs with bash_background",
+        ));
+    }
     let timeout_secs = input.timeout_secs.unwrap_or(BASH_DEFAULT_TIMEOUT_SECS);
     let timeout = Duration::try_from_secs_f64(timeout_secs)
         .ok()
@@ -241,12 +366,7 @@ async fn run(
         && ctx.runtime.stat(&cwd).await.is_err()
     {
         // The `cd` into cwd failed (exit 126 from the exec prelude): say which path.
-        return Err(Error::invalid(format!(
-            "{}: cannot run in {cwd}: it is not an existing directory; give an existing cwd \
-             (relative to the workspace {}) or omit it",
-            ctx.host(),
-            ctx.root
-        )));
+        return Err(not_a_directory(ctx, &cwd));
     }
     let stdout = keep_ends(
         &out.stdout,

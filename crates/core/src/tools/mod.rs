@@ -1,4 +1,5 @@
-//! Agent tools (bash, read, write, edit, list, glob, grep), built only on the
+//! Agent tools (bash, read, write, edit, list, glob, grep, and the background jobs'
+//! job_output, job_kill and jobs), built only on the
 //! [`Runtime`](crate::Runtime) trait so they behave identically on every backend.
 //!
 //! Every tool takes a [`ToolContext`] (a runtime and the workspace directory inside it)
@@ -18,7 +19,8 @@
 //! Round trips (each costs ~1-3 ms over SSH): `bash` 1, `read_file` 2 (stat, read),
 //! `write_file` 1 (2 when parent directories must be created), `edit_file` 2 (read,
 //! write), `list_dir` 1, `glob` 1, `grep` 2 (list, fetch) whatever the number of files
-//! (one more for either when a git-ignored directory is searched on purpose).
+//! (one more for either when a git-ignored directory is searched on purpose); `bash`
+//! in the background 1 (2 with a `cwd`), `job_output`, `job_kill` and `jobs` 1.
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::jobs::JobSession;
 use crate::path::RemotePath;
 use crate::runtime::Runtime;
 
@@ -37,6 +40,9 @@ mod generic;
 mod glob;
 mod grep;
 mod image;
+mod job_kill;
+mod job_output;
+mod jobs;
 mod list;
 mod read;
 mod schema;
@@ -47,12 +53,17 @@ mod write;
 
 pub use crate::engine::OutputMode;
 pub use bash::{
-    bash, bash_cancellable, BashInput, BashOutput, BashTool, BASH_DEFAULT_TIMEOUT_SECS,
-    BASH_HEAD_CHARS, BASH_TAIL_CHARS,
+    bash, bash_background, bash_cancellable, BashBackground, BashInput, BashOutput, BashResult,
+    BashTool, BASH_DEFAULT_TIMEOUT_SECS, BASH_HEAD_CHARS, BASH_TAIL_CHARS,
 };
 pub use edit::{edit_file, EditFileInput, EditFileOutput, EditFileTool};
 pub use glob::{glob, GlobInput, GlobOutput, GlobTool, GLOB_MAX_RESULTS};
 pub use grep::{grep, GrepCount, GrepInput, GrepMatch, GrepOutput, GrepTool, GREP_MAX_MATCHES};
+pub use job_kill::{job_kill, JobKillInput, JobKillOutput, JobKillTool};
+pub use job_output::{
+    job_output, JobOutput, JobOutputInput, JobOutputTool, JOB_HEAD_BYTES, JOB_TAIL_BYTES,
+};
+pub use jobs::{JobsInput, JobsOutput, JobsTool};
 pub use list::{list_dir, ListDirEntry, ListDirInput, ListDirOutput, ListDirTool};
 pub use read::{
     read_file, ReadFileInput, ReadFileOutput, ReadFileTool, ReadImage, ReadText,
@@ -69,12 +80,32 @@ pub struct ToolContext {
     pub runtime: Arc<dyn Runtime>,
     /// The workspace directory (absolute); relative tool paths resolve against it.
     pub root: RemotePath,
+    /// Where background jobs started through this context are recorded, so they end
+    /// with the session (see [`ToolContext::with_job_session`]).
+    job_session: Option<Arc<JobSession>>,
 }
 
 impl ToolContext {
     /// A context for the workspace at `root` (an absolute path inside `runtime`).
     pub fn new(runtime: Arc<dyn Runtime>, root: RemotePath) -> Self {
-        ToolContext { runtime, root }
+        ToolContext {
+            runtime,
+            root,
+            job_session: None,
+        }
+    }
+
+    /// Records the background jobs `bash` starts through this context in `session`,
+    /// whose owner kills them when the session ends (`cmux mcp` does). Without one,
+    /// jobs run until they end or are killed.
+    pub fn with_job_session(mut self, session: Arc<JobSession>) -> Self {
+        self.job_session = Some(session);
+        self
+    }
+
+    /// The session background jobs are recorded in, if any.
+    pub fn job_session(&self) -> Option<&Arc<JobSession>> {
+        self.job_session.as_ref()
     }
 
     /// The runtime's label, for error messages.
@@ -122,6 +153,9 @@ pub static TOOLS: &[&dyn AnyTool] = &[
     &ListDirTool,
     &GlobTool,
     &GrepTool,
+    &JobOutputTool,
+    &JobKillTool,
+    &JobsTool,
 ];
 
 /// The tool called `name`.

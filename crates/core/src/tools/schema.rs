@@ -21,6 +21,10 @@ pub fn input_schema<I: JsonSchema>() -> Map<String, Value> {
         _ => Map::new(),
     };
     object.insert("type".into(), "object".into());
+    // A tool without arguments still lists none: some clients require `properties`.
+    object
+        .entry("properties")
+        .or_insert_with(|| Value::Object(Map::new()));
     object.remove("title");
     object.remove("description");
     if let Some(Value::Object(props)) = object.get_mut("properties") {

@@ -76,18 +76,34 @@
 //!   host's process starts (sshd's fork, the login shell, `find`/`mv` or the
 //!   wrapper's bash) or the 1 MiB transfer itself.
 //! - **Commands**: the login shell execs a small bash wrapper (`--norc`: the login
-//!   shell already read `~/.bashrc`) that runs `bash -c <script>` as a job (`set -m`),
-//!   so the command is its own process group. The command prints its pid (= group)
-//!   on stderr as a marker (`\0cmux-pgid:<pid>`, found wherever it comes: the login
-//!   shell's rc may print first), stripped locally; a timeout or cancel runs
-//!   `kill -KILL -- -<pgid>` on the host over a spare channel.
+//!   shell already read `~/.bashrc`; see `wrapper`) that takes the login environment
+//!   (`/etc/profile`, then `~/.bash_profile`, `~/.bash_login` or `~/.profile`, sourced
+//!   in a subshell with their output discarded), exports the non-interactive
+//!   variables, and runs `bash -c <script>` as a job (`set -m`), so the command is its
+//!   own process group. The request's variables travel on stdin ahead of the
+//!   command's input (never on a command line: `ps` shows those to every user of the
+//!   host); requests without variables and without stdin send nothing on stdin, so
+//!   they cost no extra round trip. A timeout or cancel runs `kill -KILL -- -<pgid>`
+//!   on the host over a spare channel; the request's timeout and cancellation also
+//!   cover the wait for a connection and a free channel (the command then reports
+//!   `TimedOut`/`Cancelled` and did not start).
+//! - **Markers**: the wrapper draws a 128-bit nonce on the host (`$SRANDOM`, from
+//!   `getrandom`, or `/dev/urandom`), writes `\0cmux-start:<nonce>:<pgid>` on stderr
+//!   before the command may start, and `\0cmux-status:<nonce>:x<code>` (or
+//!   `s<signal>`) as its last act. The command can print but not read its stderr, and
+//!   the nonce is in no argument, variable or file: a marker the command prints is its
+//!   own output, whatever it says. The status is checked against the channel's exit
+//!   code once both streams ended; when a background process keeps them open for 2 s
+//!   after the marker, the marker alone is used.
 //! - **Exit status**: the mux protocol carries an exit code but no signal number, and
-//!   ssh's own 255 would be ambiguous, so the wrapper reports how the command ended
-//!   (`Exited(n)` or `Signaled(n)`, told apart by bash's job notice) as a marker at the
-//!   end of stderr, stripped locally. A command exiting 255 is `Exited(255)`; a
-//!   connection lost while it runs is [`Error::Connection`]. The mux session stays
-//!   open until stdout and stderr are drained (closing it earlier makes the master drop
-//!   output it still buffers).
+//!   ssh's own 255 would be ambiguous, so the status comes from the marker (`Exited(n)`
+//!   or `Signaled(n)`, told apart by bash's job notice). A command exiting 255 is
+//!   `Exited(255)`; a connection lost while it runs is [`Error::Connection`]; a
+//!   channel that ends without the status (the host's shell startup files `exit`
+//!   before the wrapper runs, bash missing, the wrapper killed) is an
+//!   [`Error::Backend`] naming the likely cause, never a success. The mux session
+//!   stays open until stdout and stderr are drained (closing it earlier makes the
+//!   master drop output it still buffers).
 //! - **Reconnects**: one connection budget per host, shared by every operation and
 //!   every cmux process through a small file in the control dir
 //!   (`<key>-<policy>.backoff`, written under the master's start lock): after a
@@ -114,6 +130,7 @@ mod exec_write;
 mod files;
 mod pipeline;
 pub mod source;
+mod wrapper;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -26,3 +26,4 @@ mod ssh_kill;
 mod ssh_multiprocess;
 mod ssh_safety;
 mod ssh_workspace;
+mod ssh_wrapper;

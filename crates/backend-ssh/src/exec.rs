@@ -286,18 +286,24 @@ async fn settle(
     };
     let stderr_ended = tokio::select! {
         biased;
-        _ = marker.wait_for(Option::is_some) => false,
-        _ = &mut err_eof => true,
+        _ = marker.wait_for(Option::is_some) => None,
+        login_noise = &mut err_eof => Some(login_noise.unwrap_or_default()),
     };
     let status = *marker.borrow();
     let Some(status) = status else {
         // Stderr ended without the status: the channel's exit says why.
         let _ = tokio::time::timeout(CONFIRM_WITHIN, &mut out_eof).await;
+        let login_noise = match stderr_ended {
+            Some(noise) => noise,
+            // The marker's sender went away first: stderr's end comes next.
+            None => err_eof.await.unwrap_or_default(),
+        };
         let started = pgid.borrow().is_some();
         let exit = child.wait().await;
-        publish(no_status(state, conn, started, exit).await);
+        publish(no_status(state, conn, started, &login_noise, exit).await);
         return;
     };
+    let stderr_ended = stderr_ended.is_some();
     let drained = async {
         let _ = (&mut out_eof).await;
         if !stderr_ended {
@@ -325,7 +331,8 @@ struct Streams {
     marker: watch::Receiver<Option<ExitStatus>>,
     pgid: watch::Receiver<Option<i32>>,
     out_eof: tokio::sync::oneshot::Receiver<()>,
-    err_eof: tokio::sync::oneshot::Receiver<()>,
+    /// Stderr's end, with what the login shell printed before the wrapper started.
+    err_eof: tokio::sync::oneshot::Receiver<Vec<u8>>,
 }
 
 /// The exit code a mux exit message carried (`None`: no code, the wrapper died).
@@ -363,6 +370,7 @@ async fn no_status(
     state: &HostState,
     conn: &Arc<Conn>,
     started: bool,
+    login_noise: &[u8],
     exit: std::result::Result<std::process::ExitStatus, openssh::Error>,
 ) -> Outcome {
     let host = &state.host;
@@ -379,12 +387,20 @@ async fn no_status(
     let code_text = code.map_or("no exit code".to_owned(), |c| format!("exit code {c}"));
     if !started {
         let cause = if code == Some(127) {
-            "bash may be missing on the host (cmux runs every command with bash: install it), or"
+            "Bash may be missing on the host (cmux runs every command with bash: install it), or"
         } else {
-            "most likely"
+            "Most likely,"
+        };
+        let said = if login_noise.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " It printed: {:?}.",
+                cmux_core::runtime::tail(&String::from_utf8_lossy(login_noise), 500)
+            )
         };
         return Outcome::NoStatus(format!(
-            "the command did not run: the login shell on {host} ended ({code_text}) before cmux's wrapper started. \
+            "the command did not run: the login shell on {host} ended ({code_text}) before cmux's wrapper started.{said} \
              {cause} the host's shell startup files (~/.bashrc for bash, ~/.zshenv for zsh...) `exit` or `exec` \
              in non-interactive shells: make them return early when the shell is not interactive, then check with \
              `ssh {host} true`"
@@ -433,13 +449,15 @@ impl<R> Drop for EofNotify<R> {
 }
 
 /// Reads the wrapper's markers out of stderr ([`wrapper::MarkerParser`]): the
-/// command's process group into `pgid`, its status into `marker`; passes everything
-/// else on, and says when stderr reached end of file.
+/// command's process group into `pgid`, its status into `marker`; passes the
+/// command's bytes on, and says when stderr reached end of file, with what the login
+/// shell printed before the command (its startup files' noise, kept out of the
+/// command's stderr).
 fn filter_stderr(
     mut stderr: openssh::ChildStderr,
     pgid: watch::Sender<Option<i32>>,
     marker: watch::Sender<Option<ExitStatus>>,
-    eof: tokio::sync::oneshot::Sender<()>,
+    eof: tokio::sync::oneshot::Sender<Vec<u8>>,
 ) -> BoxRead {
     let (mut tx, rx) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
@@ -469,7 +487,14 @@ fn filter_stderr(
             let _ = tx.write_all(&rest).await;
         }
         let _ = tx.shutdown().await;
-        let _ = eof.send(());
+        let login_noise = parser.before_start().to_vec();
+        if !login_noise.is_empty() {
+            tracing::debug!(
+                "the login shell printed on stderr before the command: {:?}",
+                String::from_utf8_lossy(&login_noise)
+            );
+        }
+        let _ = eof.send(login_noise);
     });
     Box::pin(rx)
 }

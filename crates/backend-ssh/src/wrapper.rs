@@ -43,6 +43,10 @@ const STATUS: &[u8] = b"\0cmux-status:";
 /// 32 to 40 decimal digits; `od` gives 32 hex digits).
 const NONCE_LEN: std::ops::RangeInclusive<usize> = 32..=64;
 
+/// How much of the login shell's stderr before the start marker is kept (for the
+/// error when the command never started).
+const MAX_BEFORE_START: usize = 4096;
+
 /// Longest pid: Linux's `pid_max` is at most 2^22.
 const MAX_PID_DIGITS: usize = 10;
 
@@ -158,29 +162,36 @@ pub(crate) struct MarkerParser {
     nonce: Option<String>,
     /// Whether the status marker came (a second one is the command's bytes).
     ended: bool,
+    /// The login shell's stderr before the start marker.
+    before_start: Vec<u8>,
 }
 
 impl MarkerParser {
     /// Takes `chunk` in; returns what can be forwarded now and the markers found.
+    /// Bytes before the start marker are the login shell's (its startup files'
+    /// warnings), not the command's: they are kept aside ([`MarkerParser::before_start`]).
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Taken {
         self.pending.extend_from_slice(chunk);
         let mut taken = Taken {
             forward: Vec::with_capacity(self.pending.len()),
             ..Taken::default()
         };
+        let pending = std::mem::take(&mut self.pending);
         let mut i = 0;
-        while i < self.pending.len() {
-            let Some(off) = self.pending[i..].iter().position(|b| *b == 0) else {
-                taken.forward.extend_from_slice(&self.pending[i..]);
-                i = self.pending.len();
+        while i < pending.len() {
+            let end = pending[i..]
+                .iter()
+                .position(|b| *b == 0)
+                .map_or(pending.len(), |off| i + off);
+            self.emit(&mut taken, &pending[i..end]);
+            i = end;
+            if i == pending.len() {
                 break;
-            };
-            taken.forward.extend_from_slice(&self.pending[i..i + off]);
-            i += off;
-            match self.marker_at(&self.pending[i..]) {
+            }
+            match self.marker_at(&pending[i..]) {
                 Marker::Incomplete => break,
                 Marker::No => {
-                    taken.forward.push(0);
+                    self.emit(&mut taken, &[0]);
                     i += 1;
                 }
                 Marker::Start { nonce, pgid, len } => {
@@ -195,13 +206,38 @@ impl MarkerParser {
                 }
             }
         }
-        self.pending.drain(..i);
+        self.pending = pending[i..].to_vec();
         taken
     }
 
-    /// The bytes still held back, at end of stream: they were the command's own.
+    /// Passes `bytes` on, or keeps them aside before the start marker (the last
+    /// [`MAX_BEFORE_START`] bytes).
+    fn emit(&mut self, taken: &mut Taken, bytes: &[u8]) {
+        if self.nonce.is_some() {
+            taken.forward.extend_from_slice(bytes);
+            return;
+        }
+        self.before_start.extend_from_slice(bytes);
+        let excess = self.before_start.len().saturating_sub(MAX_BEFORE_START);
+        self.before_start.drain(..excess);
+    }
+
+    /// What the login shell printed on stderr before the wrapper's start marker (its
+    /// last [`MAX_BEFORE_START`] bytes).
+    pub(crate) fn before_start(&self) -> &[u8] {
+        &self.before_start
+    }
+
+    /// The bytes still held back, at end of stream: they were the command's own (or,
+    /// before the start marker, the login shell's: kept aside).
     pub(crate) fn finish(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.pending)
+        let rest = std::mem::take(&mut self.pending);
+        if self.nonce.is_some() {
+            return rest;
+        }
+        let mut aside = Taken::default();
+        self.emit(&mut aside, &rest);
+        Vec::new()
     }
 
     fn marker_at(&self, rest: &[u8]) -> Marker {
@@ -287,9 +323,14 @@ mod tests {
         let mut chunk = b"rc warning\n".to_vec();
         chunk.extend_from_slice(&start(4242)[..20]);
         let t = p.feed(&chunk);
-        assert_eq!((t.forward.as_slice(), t.pgid), (&b"rc warning\n"[..], None));
+        assert_eq!((t.forward.as_slice(), t.pgid), (&b""[..], None));
         let t = p.feed(&start(4242)[20..]);
         assert_eq!((t.forward.as_slice(), t.pgid), (&b""[..], Some(4242)));
+        assert_eq!(
+            p.before_start(),
+            b"rc warning\n",
+            "kept aside, not forwarded"
+        );
         let t = p.feed(format!("out\0bin\0cmux-status:{N}:s15\n").as_bytes());
         assert_eq!(t.forward, b"out\0bin");
         assert_eq!(t.status, Some(ExitStatus::Signaled(15)));
@@ -313,14 +354,16 @@ mod tests {
             assert_eq!(t.forward, f, "{f:?}");
             assert_eq!((t.status, t.pgid), (None, None), "{f:?}");
         }
-        // A status marker before the start marker is output too.
+        // Before the start marker, a status marker is the login shell's noise, and a
+        // start marker with a short nonce is not the wrapper's.
         let mut p = MarkerParser::default();
         let f = format!("\0cmux-status:{N}:x0\n").into_bytes();
-        assert_eq!(p.feed(&f).forward, f);
-        // A start marker with a short nonce is not the wrapper's.
-        let f = b"\0cmux-start:1234:99\n".to_vec();
         let t = p.feed(&f);
-        assert_eq!((t.forward, t.pgid), (f, None));
+        assert_eq!((t.forward.as_slice(), t.status), (&b""[..], None));
+        let g = b"\0cmux-start:1234:99\n".to_vec();
+        let t = p.feed(&g);
+        assert_eq!((t.forward.as_slice(), t.pgid), (&b""[..], None));
+        assert_eq!(p.before_start(), [f, g].concat());
         // After the status, nothing more is a marker.
         let mut p = MarkerParser::default();
         p.feed(&start(100));
@@ -333,9 +376,14 @@ mod tests {
     #[test]
     fn held_back_bytes_come_out_at_the_end() {
         let mut p = MarkerParser::default();
+        p.feed(&start(9));
         let t = p.feed(b"x\0cmux-sta");
         assert_eq!(t.forward, b"x");
         assert_eq!(p.finish(), b"\0cmux-sta");
+        let mut p = MarkerParser::default();
+        p.feed(b"rc\0cmux-sta");
+        assert!(p.finish().is_empty());
+        assert_eq!(p.before_start(), b"rc\0cmux-sta");
     }
 
     #[test]

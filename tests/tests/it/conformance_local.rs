@@ -81,6 +81,7 @@ cases!(
     timeout_kills_group,
     cancel_kills_group,
     signal_reported,
+    drop_kills_group,
     files_round_trip,
     odd_names,
     atomic_rewrite,

@@ -99,7 +99,11 @@ sleep 1000"#,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_status_is_a_failure_naming_the_startup_files() {
     let sshd = private_home();
-    std::fs::write(sshd.home().join(".bashrc"), "exit 0\n").expect("bashrc");
+    std::fs::write(
+        sshd.home().join(".bashrc"),
+        "echo 'rc: goodbye' >&2\nexit 0\n",
+    )
+    .expect("bashrc");
     let rt = sshd.runtime();
     let err = rt
         .output(ExecRequest::script("echo hi; exit 5"), 1 << 20)
@@ -107,7 +111,9 @@ async fn a_missing_status_is_a_failure_naming_the_startup_files() {
         .expect_err("no status is not a success");
     let text = err.to_string();
     assert!(
-        text.contains("startup files") && text.contains("did not run"),
+        text.contains("startup files")
+            && text.contains("did not run")
+            && text.contains("rc: goodbye"),
         "{text}"
     );
 
@@ -188,8 +194,9 @@ async fn env_values_are_not_on_any_command_line() {
 }
 
 /// Issue 12 §6: the login environment. `cargo` is on PATH only through `~/.profile`
-/// (which also prints, on both streams): `cargo --version` runs it, and the output
-/// is the command's alone.
+/// (which also prints, on both streams, and reads stdin): `cargo --version` runs it,
+/// and the output is the command's alone (the login shell's rc warning on stderr
+/// before the command is not the command's either).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_get_the_login_environment_without_its_output() {
     let sshd = private_home();
@@ -204,6 +211,8 @@ async fn commands_get_the_login_environment_without_its_output() {
         "export PATH=\"$HOME/bin:$PATH\"\necho profile-noise\necho profile-noise >&2\nread -r line\n",
     )
     .expect("profile");
+    // The login shell's own rc warns on stderr: not the command's output either.
+    std::fs::write(home.join(".bashrc"), "echo 'rc: a warning' >&2\n").expect("bashrc");
     let rt = sshd.runtime();
     let out = rt
         .output(

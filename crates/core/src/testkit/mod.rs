@@ -320,6 +320,7 @@ suite! {
     exec_cases::timeout_kills_group => "a timeout reports TimedOut and kills background children",
     exec_cases::cancel_kills_group => "a cancel reports Cancelled and kills background children",
     exec_cases::signal_reported => "death by signal is reported as Signaled(n)",
+    exec_cases::drop_kills_group => "dropping a Process (or a future owning one) kills its group and frees its slot",
     file_cases::files_round_trip => "files round-trip byte-exact: all 256 byte values, empty, 10 MiB",
     file_cases::odd_names => "names with spaces, quotes, $(), backticks, newlines, leading -, non-ASCII",
     file_cases::atomic_rewrite => "a concurrent reader sees the old or the new content, never a mix",

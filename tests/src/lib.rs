@@ -4,3 +4,4 @@
 pub mod coder;
 pub mod proxy;
 pub mod sshd;
+pub mod users;

@@ -54,6 +54,8 @@ pub(crate) struct Conn {
     pub(crate) gate: Arc<Semaphore>,
     sftp: Mutex<Option<Arc<OnceCell<Arc<Sftp>>>>>,
     home: OnceCell<String>,
+    /// The remote user's uid, learned from the first file cmux creates on the host.
+    pub(crate) uid: OnceLock<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -346,6 +348,7 @@ impl HostState {
             gate: Arc::new(Semaphore::new(self.opts.channels_per_connection.max(1))),
             sftp: Mutex::new(None),
             home: OnceCell::new(),
+            uid: OnceLock::new(),
         });
         lock(&self.conns).push(conn.clone());
         Ok(conn)

@@ -136,10 +136,15 @@ pub(crate) fn command(target: &str, temp: &str, mode: u32, data: &[u8]) -> Optio
     // Arguments are bytes on the wire; the command is built as a String only for
     // the channel API, which takes UTF-8: non-UTF-8 content goes the SFTP way.
     let format = String::from_utf8(format).ok()?;
+    // The temporary file is created with the final mode through the umask, or private
+    // (0600) until the chmod: other users never get to open it while it fills.
     let (umask, chmod) = if mode & 0o7111 == 0 {
         (format!("umask {:04o}; ", !mode & 0o777), String::new())
     } else {
-        (String::new(), format!("chmod {mode:04o} \"$t\" && "))
+        (
+            "umask 0077; ".to_owned(),
+            format!("chmod {mode:04o} \"$t\" && "),
+        )
     };
     Some(format!(
         "t={t}; f={f}; set -C; [ \"$(find \"$f\" -prune -type f -perm {mode:04o})\" = \"$f\" ] && {{ {umask}printf '{format}' >\"$t\"; }} && {chmod}mv -f \"$t\" \"$f\" && exit 0; rm -f \"$t\"; exit 1",
@@ -254,7 +259,7 @@ mod tests {
         assert!(c.contains("f='/a b/f'"), "{c}");
         let c = command("/f", "/.f.t", 0o755, b"").expect("command");
         assert!(c.contains("chmod 0755 \"$t\""), "{c}");
-        assert!(!c.contains("umask"), "{c}");
+        assert!(c.contains("umask 0077; printf"), "{c}");
         assert!(command("/f\n", "/t", 0o644, b"").is_none());
         assert!(command("/f", "/t", 0o644, &vec![b'%'; MAX_INLINE / 2 + 1]).is_none());
         assert!(command("/f", "/t", 0o644, &[0xff]).is_none());

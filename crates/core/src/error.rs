@@ -56,6 +56,24 @@ pub enum Error {
         path: RemotePath,
     },
 
+    /// A write would replace a file that is not the runtime user's to replace: the user
+    /// may not write it (a read-only mode such as 0444), or another user owns it
+    /// (replacing it would make it ours). Nothing was written. See
+    /// [`Runtime::write_file`](crate::Runtime::write_file).
+    #[error(
+        "{host}: {path}: {}; not replaced (cmux replaces only files you own and may write: make it writable with `chmod u+w`, or remove it first)",
+        escape_controls(reason)
+    )]
+    NotWritable {
+        /// Runtime the path lives in.
+        host: String,
+        /// The file that was left alone (the symlink's target when written through one).
+        path: RemotePath,
+        /// Why, with the numbers: "is read-only (mode 0444)", "belongs to another user
+        /// (uid 1001), not to you (uid 1000)".
+        reason: String,
+    },
+
     /// Something already exists where the operation wanted to create a new entry.
     #[error("{host}: {path}: already exists")]
     AlreadyExists {

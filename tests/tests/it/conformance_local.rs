@@ -87,6 +87,7 @@ cases!(
     atomic_rewrite,
     mode_kept,
     write_through_symlink,
+    write_through_symlinked_dir,
     not_found,
     permission_denied,
     read_dir_sorted,

@@ -27,3 +27,4 @@ mod ssh_multiprocess;
 mod ssh_safety;
 mod ssh_workspace;
 mod ssh_wrapper;
+mod ssh_write_safety;

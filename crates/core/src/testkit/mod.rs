@@ -326,6 +326,7 @@ suite! {
     file_cases::atomic_rewrite => "a concurrent reader sees the old or the new content, never a mix",
     file_cases::mode_kept => "rewriting a file keeps its mode (0755, 0600)",
     file_cases::write_through_symlink => "writing through a symlink updates the target; the link stays",
+    file_cases::write_through_symlinked_dir => "a link's target is relative to the link's real directory (d -> deep/sub, deep/sub/f -> ../g)",
     file_cases::not_found => "missing paths give Error::NotFound for every operation",
     file_cases::permission_denied => "unreadable files and directories give Error::PermissionDenied",
     file_cases::read_dir_sorted => "read_dir is sorted by name with the right kinds and sizes",

@@ -31,7 +31,10 @@ const MAX_SOCKET_PATH: usize = 104 - 1 - 17;
 /// One host (with one set of options) in this process: its masters and its backoff.
 #[derive(Debug)]
 pub(crate) struct HostState {
+    /// The host as the user wrote it (in messages).
     pub(crate) host: String,
+    /// What ssh is given for it: the host word, and the port and user written with it.
+    pub(crate) dest: crate::destination::Destination,
     pub(crate) opts: SshOptions,
     ctl_dir: PathBuf,
     key: String,
@@ -44,6 +47,9 @@ pub(crate) struct HostState {
     min_rtt_us: std::sync::atomic::AtomicU64,
     /// Modes of files seen recently (for writes through a command).
     pub(crate) modes: crate::exec_write::ModeCache,
+    /// The address and port `ssh -G` resolves the host to (`None`: behind a
+    /// ProxyJump/ProxyCommand, or unresolved), for the cheap "is it back?" probe.
+    probe_target: OnceCell<Option<(String, u16)>>,
 }
 
 /// One master (a slot): the mux session, its channel gate, its SFTP session.
@@ -94,41 +100,29 @@ fn current_uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-/// The directory holding control sockets for `opts` (see the crate docs), created
-/// with mode 0700.
+/// The directory holding control sockets for `opts` (see the crate docs):
+/// [`SshOptions::control_dir`], or `/tmp/cmux-ssh-<uid>` when none is given or the
+/// given one would make socket paths too long. Reads no environment variable.
 pub fn control_dir_for(opts: &SshOptions) -> Result<PathBuf> {
-    let preferred = match &opts.control_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            let home =
-                match std::env::var_os("CMUX_HOME").filter(|h| !h.is_empty()) {
-                    Some(h) => PathBuf::from(h),
-                    None => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-                        Some(h) => PathBuf::from(h).join(".cmux"),
-                        None => return Err(Error::invalid(
-                            "neither CMUX_HOME nor HOME is set: set CMUX_HOME to a state directory",
-                        )),
-                    },
-                };
-            home.join("ssh")
+    if let Some(preferred) = &opts.control_dir {
+        // `<dir>/<16 hex>-<slot up to 2 digits>`
+        if preferred.as_os_str().len() + 1 + 16 + 3 <= MAX_SOCKET_PATH {
+            ensure_private_dir(preferred, false)?;
+            return Ok(preferred.clone());
         }
-    };
-    // `<dir>/<16 hex>-<slot up to 2 digits>`
-    if preferred.as_os_str().len() + 1 + 16 + 3 <= MAX_SOCKET_PATH {
-        ensure_private_dir(&preferred, false)?;
-        return Ok(preferred);
     }
-    let fallback = std::env::temp_dir().join(format!("cmux-ssh-{}", current_uid()));
-    let fallback = if fallback.as_os_str().len() + 20 <= MAX_SOCKET_PATH {
-        fallback
-    } else {
-        PathBuf::from(format!("/tmp/cmux-ssh-{}", current_uid()))
-    };
+    let fallback = PathBuf::from(format!("/tmp/cmux-ssh-{}", current_uid()));
     ensure_private_dir(&fallback, true)?;
     Ok(fallback)
 }
 
+/// Makes sure `dir` is a directory only we can use. In a shared parent (`/tmp`),
+/// anyone may have made it first and planted links in it: an existing one is used
+/// only when it is a real directory (not a symlink), owned by us and of mode 0700;
+/// anything else is refused, never repaired (what was planted while it was open
+/// would stay). Under the user's own state directory, it is created and tightened.
 fn ensure_private_dir(dir: &Path, shared_parent: bool) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     let io = |what: &str, e: std::io::Error| Error::Backend {
         backend: "ssh".into(),
         message: format!(
@@ -136,28 +130,72 @@ fn ensure_private_dir(dir: &Path, shared_parent: bool) -> Result<()> {
             dir.display()
         ),
     };
-    if shared_parent {
-        match std::fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io("mkdir", e)),
-        }
-        // In a world-writable parent, someone else could have made it first.
-        let meta = std::fs::symlink_metadata(dir).map_err(|e| io("lstat", e))?;
-        if !meta.is_dir() || meta.uid() != current_uid() {
-            return Err(Error::backend(
-                "ssh",
-                format!(
-                    "{} is not a directory owned by you: remove it, or set CMUX_HOME to a shorter path",
-                    dir.display()
-                ),
-            ));
-        }
-    } else {
+    if !shared_parent {
         std::fs::create_dir_all(dir).map_err(|e| io("mkdir", e))?;
+        return std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("chmod 700", e));
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| io("chmod 700", e))
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("mkdir", e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| io("lstat", e))?;
+    let problem = if !meta.is_dir() {
+        Some("is not a directory (a symlink or a file)".to_owned())
+    } else if meta.uid() != current_uid() {
+        Some(format!("is owned by uid {}, not by you", meta.uid()))
+    } else if meta.mode() & 0o777 != 0o700 {
+        Some(format!(
+            "has mode {:04o}, not 0700 (others could have planted files in it)",
+            meta.mode() & 0o777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(Error::backend(
+            "ssh",
+            format!(
+                "the control socket directory {} {problem}: cmux will not use it. Remove it (`rm -rf {}`) \
+                 and retry, or give cmux a state directory with a short path (CMUX_HOME)",
+                dir.display(),
+                dir.display()
+            ),
+        )),
+    }
+}
+
+/// Opens a file of the control directory for writing, never through a symlink
+/// (`O_NOFOLLOW`), mode 0600 when created.
+pub(crate) fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW);
+    if truncate {
+        options.truncate(true);
+    } else {
+        options.append(true);
+    }
+    options.open(path)
+}
+
+/// Reads a file of the control directory, never through a symlink.
+fn read_private(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = String::new();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 impl HostState {
@@ -168,6 +206,7 @@ impl HostState {
         if let Some(state) = reg.get(&key).and_then(Weak::upgrade) {
             return Ok(state);
         }
+        let dest = crate::destination::Destination::parse(&host)?;
         let ctl_dir = control_dir_for(&opts)?;
         let config = opts
             .config_file
@@ -177,6 +216,7 @@ impl HostState {
         let hash = stable_hash(&[host.as_bytes(), &config]);
         let state = Arc::new(HostState {
             host,
+            dest,
             opts,
             ctl_dir,
             key: format!("{hash:016x}"),
@@ -186,6 +226,7 @@ impl HostState {
             sweeper: cmux_core::temp::TempSweeper::new(),
             min_rtt_us: std::sync::atomic::AtomicU64::new(u64::MAX),
             modes: Default::default(),
+            probe_target: OnceCell::new(),
         });
         reg.retain(|_, w| w.strong_count() > 0);
         reg.insert(key, Arc::downgrade(&state));
@@ -233,7 +274,7 @@ impl HostState {
         .collect()
     }
 
-    fn config_words(&self) -> Vec<String> {
+    pub(crate) fn config_words(&self) -> Vec<String> {
         match &self.opts.config_file {
             Some(cfg) => vec!["-F".into(), cfg.to_string_lossy().into_owned()],
             None => Vec::new(),
@@ -252,6 +293,7 @@ impl HostState {
             "-o".into(),
             "ControlMaster=no".into(),
         ]);
+        words.extend(self.dest.option_words());
         words
     }
 
@@ -389,11 +431,7 @@ impl HostState {
         }
         let lock_path = sock.with_extension("lock");
         let lock_file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)?;
+            let f = open_private(&lock_path, false)?;
             flock_exclusive(&f)?;
             Ok(f)
         })
@@ -408,7 +446,7 @@ impl HostState {
         if let Some(s) = self.try_attach(&sock).await {
             return Ok(s);
         }
-        self.check_backoff()?;
+        self.check_backoff().await?;
         let result = self.launch_master(&sock).await;
         match result {
             Ok(()) => {
@@ -464,17 +502,27 @@ impl HostState {
         );
         let path = self.backoff_path();
         let temp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&temp, line).is_ok() && std::fs::rename(&temp, &path).is_err() {
+        let written = open_private(&temp, true).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(line.as_bytes())
+        });
+        if written.is_ok() && std::fs::rename(&temp, &path).is_err() {
             let _ = std::fs::remove_file(&temp);
         }
     }
 
-    fn clear_backoff(&self) {
+    /// Forgets the recorded failure (this process's and the shared file): the next
+    /// attempt is made at once. For `doctor`, which must always try for real.
+    pub(crate) fn clear_backoff(&self) {
         *lock(&self.backoff) = Backoff::default();
         let _ = std::fs::remove_file(self.backoff_path());
     }
 
-    fn check_backoff(&self) -> Result<()> {
+    /// Fails fast while the host's connection budget waits after a failure, unless a
+    /// cheap probe finds that the host accepts TCP connections again (after "connection
+    /// refused" or a timeout): then the attempt is made at once instead of waiting out
+    /// the 10-12 s.
+    async fn check_backoff(&self) -> Result<()> {
         let now = Instant::now();
         let (wait, failure) = {
             let b = lock(&self.backoff);
@@ -490,6 +538,11 @@ impl HostState {
                 None => return Ok(()),
             },
         };
+        if failure.kind == crate::diag::Kind::Connection && self.port_accepts().await {
+            tracing::info!(host = %self.host, "the host accepts connections again: trying now");
+            self.clear_backoff();
+            return Ok(());
+        }
         let mut failure = failure;
         failure.detail.push_str(&format!(
             " (cmux waits {:.0}s before the next connection attempt to this host)",
@@ -498,9 +551,49 @@ impl HostState {
         Err(failure.to_error(&self.host))
     }
 
+    /// Whether the host's ssh port accepts a TCP connection now (1 s at most). The
+    /// address comes from `ssh -G`, asked once; a host reached through a ProxyJump or
+    /// ProxyCommand cannot be probed this way (false).
+    async fn port_accepts(&self) -> bool {
+        let target = self
+            .probe_target
+            .get_or_init(|| async {
+                let mut g = tokio::process::Command::new("ssh");
+                g.args(self.config_words())
+                    .arg("-G")
+                    .args(self.dest.option_words())
+                    .arg("--")
+                    .arg(&self.dest.host)
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                let out = g.output().await.ok().filter(|o| o.status.success())?;
+                let resolved = crate::doctor::parse_ssh_g(&String::from_utf8_lossy(&out.stdout));
+                if resolved.proxy_jump.is_some() || resolved.proxy_command.is_some() {
+                    return None;
+                }
+                Some((resolved.hostname, resolved.port.parse().ok()?))
+            })
+            .await
+            .clone();
+        let Some((host, port)) = target else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || {
+            use std::net::ToSocketAddrs;
+            let Ok(addrs) = (host.as_str(), port).to_socket_addrs() else {
+                return false;
+            };
+            addrs
+                .take(4)
+                .any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// Another process's recorded failure, while its wait runs.
     fn read_budget_file(&self) -> Option<(Duration, Failure)> {
-        let text = std::fs::read_to_string(self.backoff_path()).ok()?;
+        let text = read_private(&self.backoff_path()).ok()?;
         let mut parts = text.trim_end_matches('\n').splitn(3, '\t');
         let next_ms: u128 = parts.next()?.parse().ok()?;
         let kind = crate::diag::Kind::parse(parts.next()?)?;
@@ -524,11 +617,10 @@ impl HostState {
         let log = sock.with_extension("log");
         let _ = std::fs::remove_file(sock);
         let local = |what: &str, e: std::io::Error| Failure::local(format!("{what}: {e}"));
-        File::create(&log).map_err(|e| local("creating the ssh log", e))?;
-        let stderr = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&log)
-            .map_err(|e| local("opening the ssh log", e))?;
+        // Never through a planted link (O_NOFOLLOW): truncating the log must not
+        // truncate someone's file.
+        open_private(&log, true).map_err(|e| local("creating the ssh log", e))?;
+        let stderr = open_private(&log, false).map_err(|e| local("opening the ssh log", e))?;
         let mut cmd = tokio::process::Command::new("ssh");
         cmd.args(self.base_ssh_args())
             .arg("-M")
@@ -553,9 +645,9 @@ impl HostState {
                 "ServerAliveInterval=15".to_owned(),
                 "-o".to_owned(),
                 "ServerAliveCountMax=3".to_owned(),
-                "--".to_owned(),
-                self.host.clone(),
             ])
+            .args(self.dest.option_words())
+            .args(["--".to_owned(), self.dest.host.clone()])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(stderr)
@@ -578,7 +670,7 @@ impl HostState {
         if status.success() {
             return Ok(());
         }
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text = read_private(&log).unwrap_or_default();
         Err(diag::classify(&text, status.code()))
     }
 
@@ -607,6 +699,18 @@ impl HostState {
                 };
                 // Refusals fail at the mux ("failed to connect to the ssh multiplex
                 // server"); a missing subsystem as "the remote process has terminated".
+                if let Some(printed) = shell_noise(&err) {
+                    return Err(Error::Connection {
+                        host: self.host.clone(),
+                        message: format!(
+                            "cannot start the SFTP subsystem: your shell printed {printed:?} on startup; SFTP \
+                             needs a silent non-interactive shell. Make the host's startup files (~/.bashrc, \
+                             ~/.zshenv...) print only when the shell is interactive (`case $- in *i*) ...`), \
+                             then check that `ssh {} true` prints nothing",
+                            self.host
+                        ),
+                    });
+                }
                 let refused = err.to_string().contains("multiplex server");
                 let dead = liveness(&conn.session).await == Liveness::Dead;
                 if !refused || dead || started.elapsed() > SFTP_RETRY_FOR {
@@ -664,7 +768,8 @@ impl HostState {
                 .args(self.config_words())
                 .arg("-S")
                 .arg(self.socket_path(c.slot))
-                .args(["-O", "exit", "--", &self.host])
+                .args(self.dest.option_words())
+                .args(["-O", "exit", "--", &self.dest.host])
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -677,8 +782,21 @@ impl HostState {
     pub(crate) fn manual_ssh(&self) -> String {
         let mut words = vec!["ssh".to_owned()];
         words.extend(self.config_words());
-        words.push(self.host.clone());
+        words.extend(self.dest.option_words());
+        words.push(self.dest.host.clone());
         quote::join(words)
+    }
+}
+
+/// What the user's shell printed on stdout before the SFTP server started, when that
+/// is why SFTP failed: the client read those bytes as the length of the server's hello
+/// message (e.g. 1464159299 for "WELC"), so they are its first four bytes.
+fn shell_noise(err: &openssh_sftp_client::Error) -> Option<String> {
+    match err {
+        openssh_sftp_client::Error::SftpServerHelloMsgTooLong { len } => {
+            Some(format!("{}…", String::from_utf8_lossy(&len.to_be_bytes())))
+        }
+        _ => None,
     }
 }
 
@@ -721,6 +839,66 @@ fn flock_exclusive(file: &File) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_control_dir_is_used_only_when_private() {
+        let parent = tempfile_dir("shared");
+        let dir = parent.join("ctl");
+        // Made by us: 0700.
+        ensure_private_dir(&dir, true).expect("created");
+        let mode = std::fs::metadata(&dir).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Loosened (by someone, or an old version): refused, not repaired.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let err = ensure_private_dir(&dir, true).expect_err("0755 refused");
+        assert!(err.to_string().contains("not 0700"), "{err}");
+        assert_eq!(
+            std::fs::metadata(&dir).expect("meta").permissions().mode() & 0o777,
+            0o755,
+            "left as it was"
+        );
+        // A symlink to a directory of ours: refused.
+        let real = parent.join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let link = parent.join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let err = ensure_private_dir(&link, true).expect_err("a symlink is refused");
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        let _ = std::fs::remove_dir_all(&parent);
+    }
+
+    #[test]
+    fn files_of_the_control_dir_are_never_opened_through_a_link() {
+        let dir = tempfile_dir("nofollow");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious").expect("victim");
+        let log = dir.join("key-0.log");
+        std::os::unix::fs::symlink(&victim, &log).expect("planted link");
+        assert!(open_private(&log, true).is_err(), "truncate through a link");
+        assert!(open_private(&log, false).is_err(), "append through a link");
+        assert!(read_private(&log).is_err(), "read through a link");
+        assert_eq!(std::fs::read(&victim).expect("read"), b"precious");
+        let fresh = dir.join("fresh");
+        open_private(&fresh, true).expect("create");
+        let mode = std::fs::metadata(&fresh)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A fresh directory under the system temp dir (no tempfile dependency here).
+    fn tempfile_dir(what: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "cmux-conn-{what}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    }
 
     #[test]
     fn long_state_dirs_fall_back_to_a_private_tmp_dir() {

@@ -851,6 +851,70 @@ pub(crate) async fn open_read(state: &HostState, path: &RemotePath) -> Result<Bo
             }));
         }
         let file = opened.map_err(|e| map(host, path, "opening", e))?;
-        Ok(Box::pin(TokioCompatFile::new(file)) as BoxRead)
+        Ok(Box::pin(Stream {
+            inner: Box::pin(TokioCompatFile::new(file)),
+            host: host.to_owned(),
+            path: path.clone(),
+        }) as BoxRead)
     })
+}
+
+/// A streamed SFTP read whose transport failures (the connection or the SFTP channel
+/// broke mid-stream) carry an [`Error::Connection`] as their source, so a caller sees a
+/// connection error (the CLI's exit 255), not the client library's "Background task
+/// failed".
+struct Stream<R> {
+    inner: R,
+    host: String,
+    path: RemotePath,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stream<R> {
+    // `R` is a pinned box: the SFTP file is not `Unpin`.
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        match poll {
+            std::task::Poll::Ready(Err(e)) => {
+                let said_by_server = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<SftpError>())
+                    .is_some_and(|sftp| matches!(sftp, SftpError::SftpError(..)));
+                if said_by_server {
+                    return std::task::Poll::Ready(Err(e));
+                }
+                let broken = Broken(Error::Connection {
+                    host: self.host.clone(),
+                    message: format!(
+                        "the connection broke while reading {} ({e}); retry once the host is reachable",
+                        self.path
+                    ),
+                });
+                std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    broken,
+                )))
+            }
+            other => other,
+        }
+    }
+}
+
+/// The I/O error of a broken stream; its source is the connection error.
+#[derive(Debug)]
+struct Broken(Error);
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the SFTP stream broke")
+    }
+}
+
+impl std::error::Error for Broken {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }

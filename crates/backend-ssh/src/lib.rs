@@ -27,11 +27,15 @@
 //!   host: with native mux the session request carries no environment at all, so a
 //!   `SendEnv` in the user's config has nothing to send (`SetEnv` literals from the
 //!   config still apply: they are the user's explicit choice, not local state).
-//! - **Control sockets**: `<control dir>/<16 hex of a hash of host+config>-<slot>`,
-//!   the control dir being `$CMUX_HOME/ssh` (default `~/.cmux/ssh`), mode 0700. When
-//!   that path would leave a socket path above 86 bytes (OpenSSH adds a 17-byte
-//!   temporary suffix and macOS allows 104), the dir is `/tmp/cmux-ssh-<uid>` instead
-//!   (created 0700, refused unless owned by us and not a symlink). Masters persist
+//! - **Control sockets**: `<control dir>/<16 hex of a hash of host+config>-<slot>`.
+//!   The control dir is [`SshOptions::control_dir`] (the CLI passes
+//!   `$CMUX_HOME/ssh`), created with mode 0700. Without one, or when it would leave a
+//!   socket path above 86 bytes (OpenSSH adds a 17-byte temporary suffix and macOS
+//!   allows 104), it is `/tmp/cmux-ssh-<uid>`: created 0700, and an existing one is
+//!   used only when it is a real directory owned by the user with mode 0700 (never
+//!   repaired: what was planted while it was open would stay). Every file cmux opens
+//!   there (logs, locks, the backoff file) is opened with `O_NOFOLLOW`, mode 0600.
+//!   The crate reads no environment variable. Masters persist
 //!   [`SshOptions::control_persist`] idle (10 min by default), so later CLI calls attach
 //!   to them with no handshake; an attached socket is checked (a local mux alive check)
 //!   once per process, and a dead one is replaced when an operation finds it dead.
@@ -123,6 +127,7 @@
 #![deny(missing_docs)]
 
 mod conn;
+mod destination;
 mod diag;
 pub mod doctor;
 mod exec;
@@ -152,7 +157,8 @@ pub struct SshOptions {
     /// Accept and remember an unknown host key (`StrictHostKeyChecking=accept-new`).
     /// A changed key is refused whatever this says.
     pub accept_new_host_key: bool,
-    /// Where control sockets live; default `$CMUX_HOME/ssh` (see the crate docs).
+    /// Where control sockets live (created 0700). Default: `/tmp/cmux-ssh-<uid>`,
+    /// checked to be the user's own and private (see the crate docs).
     pub control_dir: Option<PathBuf>,
     /// How long an idle master stays up for later calls.
     pub control_persist: Duration,
@@ -228,10 +234,18 @@ impl SshRuntime {
         self.state.socket_path(0)
     }
 
-    /// The `ssh` argv prefix (`ssh -F <cfg> -o ControlPath=<socket> -o <safety>...`)
-    /// that reuses the master: for tools such as `GIT_SSH_COMMAND`.
+    /// The `ssh` argv prefix (`ssh -F <cfg> -o ControlPath=<socket> -o <safety>...`,
+    /// and `-p`/`-l` when the host was written with a port or a user) that reuses the
+    /// master: for tools such as `GIT_SSH_COMMAND`, with [`SshRuntime::url_host`].
     pub fn ssh_command_words(&self) -> Vec<String> {
         self.state.client_words()
+    }
+
+    /// The host for an `ssh://` URL given to a tool that runs
+    /// [`SshRuntime::ssh_command_words`] (git): the host word without the port
+    /// (carried by `-p`), IPv6 addresses in brackets.
+    pub fn url_host(&self) -> String {
+        self.state.dest.url_host()
     }
 
     /// Asks every master of this host that this process opened or attached to to exit

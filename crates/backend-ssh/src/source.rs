@@ -155,7 +155,7 @@ impl SourceProvider for SshSource {
             layout.repo
         )));
         let ssh = quote::join(self.runtime.ssh_command_words());
-        let url = format!("ssh://{host}{}", layout.repo);
+        let url = format!("ssh://{}{}", self.runtime.url_host(), layout.repo);
         let refspec = format!("+{commit}:{}", sync_ref(&rev));
         local_git(
             project,

@@ -18,6 +18,8 @@ mod ssh_bench;
 mod ssh_concurrency;
 mod ssh_config;
 mod ssh_conformance;
+mod ssh_control_dir;
+mod ssh_diagnostics;
 mod ssh_exec;
 mod ssh_faults;
 mod ssh_files;

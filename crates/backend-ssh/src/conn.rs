@@ -20,6 +20,9 @@ use crate::SshOptions;
 /// every cmux process together.
 const RETRY_SPACING: Duration = Duration::from_secs(10);
 
+/// Shortest spacing of "is the host back?" probes (one TCP connect each).
+const PROBE_SPACING: Duration = Duration::from_secs(1);
+
 /// How long a refused SFTP channel is retried (as long as exec channels: a burst of
 /// separate cmux processes can hold a host's sessions that long on a busy machine).
 const SFTP_RETRY_FOR: Duration = Duration::from_secs(30);
@@ -50,6 +53,8 @@ pub(crate) struct HostState {
     /// The address and port `ssh -G` resolves the host to (`None`: behind a
     /// ProxyJump/ProxyCommand, or unresolved), for the cheap "is it back?" probe.
     probe_target: OnceCell<Option<(String, u16)>>,
+    /// When the last probe was sent.
+    last_probe: Mutex<Option<Instant>>,
 }
 
 /// One master (a slot): the mux session, its channel gate, its SFTP session.
@@ -227,6 +232,7 @@ impl HostState {
             min_rtt_us: std::sync::atomic::AtomicU64::new(u64::MAX),
             modes: Default::default(),
             probe_target: OnceCell::new(),
+            last_probe: Mutex::new(None),
         });
         reg.retain(|_, w| w.strong_count() > 0);
         reg.insert(key, Arc::downgrade(&state));
@@ -538,7 +544,13 @@ impl HostState {
                 None => return Ok(()),
             },
         };
-        if failure.kind == crate::diag::Kind::Connection && self.port_accepts().await {
+        // Only after "connection refused" (nothing listened): a port that accepts now
+        // is a changed host. A port that accepted but failed the handshake (an
+        // overloaded sshd) is left to the budget, and so are probes themselves: at most
+        // one a second.
+        let refused = failure.kind == crate::diag::Kind::Connection
+            && failure.detail.contains("Connection refused");
+        if refused && self.probe_due() && self.port_accepts().await {
             tracing::info!(host = %self.host, "the host accepts connections again: trying now");
             self.clear_backoff();
             return Ok(());
@@ -549,6 +561,19 @@ impl HostState {
             wait.as_secs_f64().ceil()
         ));
         Err(failure.to_error(&self.host))
+    }
+
+    /// True at most once a second: whether a probe may be sent now.
+    fn probe_due(&self) -> bool {
+        let mut last = lock(&self.last_probe);
+        let now = Instant::now();
+        match *last {
+            Some(at) if now.duration_since(at) < PROBE_SPACING => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
     }
 
     /// Whether the host's ssh port accepts a TCP connection now (1 s at most). The
@@ -660,7 +685,31 @@ impl HostState {
             )
         })?;
         let limit = self.opts.connect_timeout + Duration::from_secs(30);
-        let status = match tokio::time::timeout(limit, child.wait()).await {
+        let started = Instant::now();
+        let waited = {
+            let wait = tokio::time::timeout(limit, child.wait());
+            tokio::pin!(wait);
+            tokio::select! {
+                done = &mut wait => (done, false),
+                () = tokio::time::sleep(crate::SLOW_CONNECT) => {
+                    self.opts.on_connect.notify(crate::ConnectEvent::Slow {
+                        host: self.host.clone(),
+                        waited: started.elapsed(),
+                    });
+                    (wait.await, true)
+                }
+            }
+        };
+        let (waited, slow) = waited;
+        if slow {
+            let connected = matches!(&waited, Ok(Ok(status)) if status.success());
+            self.opts.on_connect.notify(crate::ConnectEvent::Done {
+                host: self.host.clone(),
+                took: started.elapsed(),
+                connected,
+            });
+        }
+        let status = match waited {
             Ok(status) => status.map_err(|e| local("waiting for ssh", e))?,
             Err(_) => {
                 let _ = child.kill().await;

@@ -65,7 +65,11 @@ impl Failure {
         let host = host.to_owned();
         let message = self.detail.clone();
         match self.kind {
-            Kind::Connection => Error::Connection { host, message },
+            // A master that could not start: no operation reached the host.
+            Kind::Connection => Error::Connection {
+                host,
+                message: format!("{message} ({})", cmux_core::error::NOTHING_RAN),
+            },
             Kind::Authentication => Error::Authentication { host, message },
             Kind::HostKey => Error::HostKey { host, message },
             Kind::Local => Error::Backend {

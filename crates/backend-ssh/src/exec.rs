@@ -74,8 +74,9 @@ pub(crate) async fn open(
                 host: state.host.clone(),
                 message: format!(
                     "the host kept refusing new channels for {}s ({err}); its sshd MaxSessions may be below 10, \
-                     or too many cmux processes share it: retry later",
-                    OPEN_RETRY_FOR.as_secs()
+                     or too many cmux processes share it: retry later ({})",
+                    OPEN_RETRY_FOR.as_secs(),
+                    cmux_core::error::NOTHING_RAN
                 ),
             }));
         }
@@ -131,8 +132,9 @@ async fn open_gated(
     Err(Error::Connection {
         host: state.host.clone(),
         message: format!(
-            "the ssh connection keeps dying right after it is made; try `{}` by hand",
-            state.manual_ssh()
+            "the ssh connection keeps dying right after it is made; try `{}` by hand ({})",
+            state.manual_ssh(),
+            cmux_core::error::NOTHING_RAN
         ),
     })
 }

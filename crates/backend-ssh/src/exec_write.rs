@@ -29,8 +29,9 @@
 //! `ps`) unless `/proc` is mounted with `hidepid`. A file an agent writes may hold a
 //! secret (`.env`), and cmux exists to keep agents' work contained; so the default is
 //! the SFTP write (3 round trips, content only inside the encrypted SFTP stream).
-//! `CMUX_SSH_WRITE_VIA=auto` enables it for far hosts (single-user hosts: a VM, a
-//! Coder workspace), `exec` forces it, `sftp` (or unset) keeps SFTP.
+//! [`crate::WriteVia::Auto`] (the CLI's `CMUX_SSH_WRITE_VIA=auto`) enables it for far
+//! hosts (single-user hosts: a VM, a Coder workspace), `Exec` forces it, `Sftp` (the
+//! default) keeps SFTP.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -89,13 +90,13 @@ impl ModeCache {
 }
 
 /// The mode to keep when `abs` should be written through a command, or `None` for the
-/// SFTP way. `CMUX_SSH_WRITE_VIA`: unset or `sftp` keeps SFTP (the default, see the
-/// module docs), `auto` uses the command for far hosts, `exec` forces it.
+/// SFTP way. [`crate::SshOptions::write_via`]: `Sftp` keeps SFTP (the default, see the
+/// module docs), `Auto` uses the command for far hosts, `Exec` forces it.
 pub(crate) fn planned_mode(state: &HostState, abs: &str) -> Option<u32> {
-    let far = match std::env::var("CMUX_SSH_WRITE_VIA").as_deref() {
-        Ok("exec") => true,
-        Ok("auto") => state.min_rtt().is_some_and(|rtt| rtt >= EXEC_WRITE_MIN_RTT),
-        _ => false,
+    let far = match state.opts.write_via {
+        crate::WriteVia::Exec => true,
+        crate::WriteVia::Auto => state.min_rtt().is_some_and(|rtt| rtt >= EXEC_WRITE_MIN_RTT),
+        crate::WriteVia::Sftp => false,
     };
     if !far {
         return None;

@@ -62,7 +62,8 @@
 //!   server would run a rename queued behind a failed write and tear the target).
 //!   The sweep of stale temp files (once per directory per 10 min) runs beside the
 //!   write.
-//! - **Writes to a far host, opt-in** (`CMUX_SSH_WRITE_VIA=auto`; off by default
+//! - **Writes to a far host, opt-in** ([`WriteVia::Auto`], `CMUX_SSH_WRITE_VIA=auto`
+//!   in the CLI; off by default
 //!   because the content would appear in the host's process list, readable by other
 //!   users of the host: see `exec_write`. When on: shortest SFTP round trip seen
 //!   ≥ 10 ms, and the file's mode known from an earlier read, stat or write): one
@@ -169,6 +170,102 @@ pub struct SshOptions {
     pub channels_per_connection: usize,
     /// Masters per host this process may open when channels run out.
     pub max_connections: usize,
+    /// Told about connection attempts that take long (see [`ConnectEvent`]), so a
+    /// front end can say why it waits. Compared and hashed by identity.
+    pub on_connect: ConnectObserver,
+    /// How file writes travel (default [`WriteVia::Sftp`]; the CLI maps
+    /// `CMUX_SSH_WRITE_VIA` to it).
+    pub write_via: WriteVia,
+}
+
+/// How [`SshRuntime`] writes files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WriteVia {
+    /// Always SFTP (3 round trips; the content travels only inside the SFTP stream).
+    #[default]
+    Sftp,
+    /// One command (2 round trips) when the host is far (a round trip of 10 ms or
+    /// more) and the file's mode is known; its content then appears in the host's
+    /// process list for an instant: for single-user hosts only.
+    Auto,
+    /// One command whenever the file's mode is known (for benchmarks and tests).
+    Exec,
+}
+
+/// What [`SshOptions::on_connect`] is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectEvent {
+    /// A connection attempt to `host` has been running for [`SLOW_CONNECT`] and goes on
+    /// (a slow network, a ProxyJump, a host that is starting).
+    Slow {
+        /// The host as the user wrote it.
+        host: String,
+        /// How long it has waited so far.
+        waited: Duration,
+    },
+    /// A connection attempt that was [`ConnectEvent::Slow`] ended, after `took`.
+    Done {
+        /// The host as the user wrote it.
+        host: String,
+        /// How long the attempt took in all.
+        took: Duration,
+        /// Whether it connected.
+        connected: bool,
+    },
+}
+
+/// After how long a connection attempt is reported as [`ConnectEvent::Slow`].
+pub const SLOW_CONNECT: Duration = Duration::from_secs(2);
+
+/// A callback for [`ConnectEvent`]s (none by default). Two observers are equal when
+/// they are the same callback, so options with different observers do not share
+/// connections' state.
+#[derive(Clone, Default)]
+pub struct ConnectObserver(Option<Arc<dyn Fn(ConnectEvent) + Send + Sync>>);
+
+impl ConnectObserver {
+    /// An observer calling `f` (from a tokio task: keep it short).
+    pub fn new(f: impl Fn(ConnectEvent) + Send + Sync + 'static) -> Self {
+        ConnectObserver(Some(Arc::new(f)))
+    }
+
+    pub(crate) fn notify(&self, event: ConnectEvent) {
+        if let Some(f) = &self.0 {
+            f(event);
+        }
+    }
+
+    fn id(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |f| Arc::as_ptr(f) as *const () as usize)
+    }
+}
+
+impl std::fmt::Debug for ConnectObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ConnectObserver(set)"
+        } else {
+            "ConnectObserver(none)"
+        })
+    }
+}
+
+impl PartialEq for ConnectObserver {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for ConnectObserver {}
+
+impl std::hash::Hash for ConnectObserver {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
 }
 
 impl Default for SshOptions {
@@ -181,6 +278,8 @@ impl Default for SshOptions {
             connect_timeout: Duration::from_secs(15),
             channels_per_connection: 8,
             max_connections: 4,
+            on_connect: ConnectObserver::default(),
+            write_via: WriteVia::Sftp,
         }
     }
 }
@@ -201,6 +300,18 @@ impl SshOptions {
     /// Keeps control sockets in `dir`.
     pub fn control_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.control_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets how file writes travel.
+    pub fn write_via(mut self, via: WriteVia) -> Self {
+        self.write_via = via;
+        self
+    }
+
+    /// Calls `f` about connection attempts that take over [`SLOW_CONNECT`].
+    pub fn on_connect(mut self, f: impl Fn(ConnectEvent) + Send + Sync + 'static) -> Self {
+        self.on_connect = ConnectObserver::new(f);
         self
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use cmux_backend_coder::{CheckStatus, CoderOptions, CoderRuntime};
 use cmux_backend_local::{LocalRuntime, LocalSource};
 use cmux_backend_ssh::source::SshSource;
-use cmux_backend_ssh::{SshOptions, SshRuntime};
+use cmux_backend_ssh::{SshOptions, SshRuntime, WriteVia};
 use cmux_core::workspace::{Lifecycle, SourceProvider};
 use cmux_core::SharedRuntime;
 use serde::Serialize;
@@ -100,9 +100,15 @@ fn ssh_options(
     accept_new_host_key: bool,
     home: &CmuxHome,
 ) -> SshOptions {
+    let write_via = match std::env::var("CMUX_SSH_WRITE_VIA").as_deref() {
+        Ok("auto") => WriteVia::Auto,
+        Ok("exec") => WriteVia::Exec,
+        _ => WriteVia::Sftp,
+    };
     let mut options = SshOptions::default()
         .accept_new_host_key(accept_new_host_key)
-        .control_dir(home.root().join("ssh"));
+        .control_dir(home.root().join("ssh"))
+        .write_via(write_via);
     if let Some(file) = config_file {
         options = options.config_file(file);
     }

@@ -144,7 +144,11 @@ impl WorkspaceServer {
             }
             Err(e) => self.failure(
                 &e,
-                "the command may or may not have run: check before repeating it",
+                if e.nothing_ran() {
+                    "the command did not run (it never reached the host): run it again once the host is reachable"
+                } else {
+                    "the command may or may not have run: check before repeating it"
+                },
             ),
         }
     }

@@ -119,3 +119,48 @@ async fn a_host_that_came_back_is_used_at_once() {
     let report = cmux_backend_ssh::doctor::doctor(sshd.alias(), &sshd.ssh_options()).await;
     assert!(report.ok(), "{report:#?}");
 }
+
+/// Issue 12 §7: a connection attempt that takes over 2 s is reported while it runs
+/// (the host here is reached through a ProxyCommand that sleeps 3 s first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_connection_attempt_is_reported() {
+    let sshd = TestSshd::start();
+    let d = sshd.dir();
+    let config = d.join("slow_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host slow-host\n  ProxyCommand sh -c 'sleep 3; exec {sshd_bin} -i -f {d}/sshd_config'\n  \
+             User {user}\n  IdentityFile {d}/client_key\n  IdentitiesOnly yes\n  HostKeyAlias {alias}\n  \
+             UserKnownHostsFile {d}/known_hosts\n  GlobalKnownHostsFile /dev/null\n",
+            sshd_bin = cmux_integration_tests::sshd::SSHD,
+            d = d.display(),
+            user = sshd.user(),
+            alias = cmux_integration_tests::sshd::HOST_KEY_ALIAS,
+        ),
+    )
+    .expect("config");
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let options = sshd
+        .ssh_options()
+        .config_file(&config)
+        .on_connect(move |e| seen.lock().expect("lock").push(e));
+    let rt = cmux_backend_ssh::SshRuntime::new("slow-host", options).expect("runtime");
+    rt.ensure_ready().await.expect("connects, slowly");
+    let events = events.lock().expect("lock").clone();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                cmux_backend_ssh::ConnectEvent::Slow { .. },
+                cmux_backend_ssh::ConnectEvent::Done {
+                    connected: true,
+                    ..
+                }
+            ]
+        ),
+        "{events:?}"
+    );
+    rt.disconnect().await;
+}

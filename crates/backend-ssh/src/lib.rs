@@ -17,7 +17,9 @@
 //!
 //! - **Configuration is OpenSSH's**: the host is passed to the system `ssh` as written
 //!   (alias, `user@host`, hostname), so `~/.ssh/config`, `Include`, `ProxyJump`,
-//!   `ProxyCommand`, keys and the agent behave as in a terminal.
+//!   `ProxyCommand`, keys and the agent behave as in a terminal. A port or user written
+//!   with the host becomes ssh's `-p`/`-l`: `host:port`, `user@host:port`,
+//!   `[::1]:2222` (a bare `::1` is an address), `ssh://[user@]host[:port]`.
 //!   [`SshOptions::config_file`] is `ssh -F`.
 //! - **Forced safety options** on every master, placed on the command line so they win
 //!   over any config file: `ForwardAgent=no`, `ForwardX11=no`,
@@ -117,6 +119,28 @@
 //!   the last diagnostic and the wait. A master is "dead" only
 //!   when its socket is missing or refuses; a busy one (a burst filling its listen
 //!   backlog) is waited for, never replaced.
+//!
+//! ## When the process holding the runtime is killed (shell/SFTP path)
+//!
+//! If the process that holds an `SshRuntime` dies without unwinding (SIGKILL, the OOM
+//! killer, a crashed MCP client taking `cmux mcp` with it), nothing on this machine
+//! can stop its commands any more. What remains, as measured against OpenSSH 9.2:
+//! - the **master** (a separate `ssh` process) outlives it and serves later cmux
+//!   processes; it exits after [`SshOptions::control_persist`] without clients;
+//! - the master closes the dead process's channels, and sshd closes their pipes on
+//!   the host. A **running command is not signalled**: one that writes on stdout dies
+//!   at its next write (SIGPIPE/EPIPE); one that writes nothing, or only on stderr
+//!   (sshd keeps draining it), runs on with its background children until it ends by
+//!   itself. Nobody holds its process group any more: on the host, its wrapper is
+//!   the `bash --norc --noprofile -c set -m ...` process above it (`ps -ef --forest`);
+//! - a **write in flight** leaves the target intact (all or nothing) and its private
+//!   staging directory, removed by the temporary-file rule of `cmux_core::temp` once
+//!   10 minutes old;
+//! - a dropped [`cmux_core::Process`] (not a killed process) is different: its group
+//!   is killed on the host, as a timeout would.
+//!
+//! The host helper (helper mode) supervises what it starts and closes this gap; this
+//! path stays as the fallback where the helper cannot run.
 //!
 //! ## What the host needs
 //!
@@ -324,8 +348,9 @@ pub struct SshRuntime {
 }
 
 impl SshRuntime {
-    /// A runtime for `host` (an ssh config alias, `user@host` or a hostname). Does not
-    /// connect: the first operation or [`Runtime::ensure_ready`] does.
+    /// A runtime for `host`: an ssh config alias, `user@host` or a hostname, with an
+    /// optional port (`host:port`, `[::1]:2222`), or `ssh://[user@]host[:port]`. Does
+    /// not connect: the first operation or [`Runtime::ensure_ready`] does.
     pub fn new(host: impl Into<String>, options: SshOptions) -> Result<Self> {
         let host = host.into();
         validate_host(&host)?;

@@ -152,6 +152,7 @@
 #![deny(missing_docs)]
 
 mod conn;
+mod control_dir;
 mod destination;
 mod diag;
 pub mod doctor;
@@ -171,7 +172,7 @@ use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
 };
 
-pub use conn::control_dir_for;
+pub use control_dir::control_dir_for;
 
 /// How [`SshRuntime`] connects. `Default` suits a user's own hosts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -63,6 +63,9 @@ pub(crate) struct Conn {
     home: OnceCell<String>,
     /// The remote user's uid, learned from the first file cmux creates on the host.
     pub(crate) uid: OnceLock<u32>,
+    /// Names this master's login-environment cache on the host (see `wrapper`): the
+    /// same for every process attached to the master, new with a new master.
+    pub(crate) login_key: String,
 }
 
 #[derive(Debug, Default)]
@@ -282,6 +285,7 @@ impl HostState {
         let used: Vec<usize> = self.live().iter().map(|c| c.slot).collect();
         let slot = (0..).find(|s| !used.contains(s)).unwrap_or(0);
         let session = self.connect_slot(slot).await?;
+        let login_key = self.login_key(&self.socket_path(slot));
         let conn = Arc::new(Conn {
             slot,
             session: Arc::new(session),
@@ -289,9 +293,30 @@ impl HostState {
             sftp: Mutex::new(None),
             home: OnceCell::new(),
             uid: OnceLock::new(),
+            login_key,
         });
         lock(&self.conns).push(conn.clone());
         Ok(conn)
+    }
+
+    /// The login-environment cache key of the master behind `sock`: a hash of the
+    /// host's key and the socket file's identity (inode and change time), which every
+    /// attached process sees alike and a new master changes. Empty (no cache) when
+    /// the socket cannot be read.
+    fn login_key(&self, sock: &Path) -> String {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(sock) {
+            Ok(m) => format!(
+                "{:016x}",
+                stable_hash(&[
+                    self.key.as_bytes(),
+                    &m.ino().to_le_bytes(),
+                    &m.ctime().to_le_bytes(),
+                    &m.ctime_nsec().to_le_bytes(),
+                ])
+            ),
+            Err(_) => String::new(),
+        }
     }
 
     /// Attaches to the master behind `sock`, waiting while it is merely busy (a burst

@@ -105,7 +105,7 @@ enum Opened {
 /// a free channel counts against the request's timeout and honours its cancellation.
 async fn open_gated(
     state: &Arc<HostState>,
-    command: &str,
+    command: &(dyn Fn(&Conn) -> String + Sync),
     stdin: bool,
     req: &ExecRequest,
 ) -> Result<Opened> {
@@ -123,7 +123,7 @@ async fn open_gated(
             () = sleep => return Ok(Opened::Stopped(ExitStatus::TimedOut)),
             () = cancel.cancelled() => return Ok(Opened::Stopped(ExitStatus::Cancelled)),
         };
-        match open(state, &conn, command, stdin).await {
+        match open(state, &conn, &command(&conn), stdin).await {
             Ok(child) => return Ok(Opened::Channel(Box::new((conn, permit, child)))),
             Err(OpenError::Fatal(e)) => return Err(e),
             Err(OpenError::Dead) => continue,
@@ -187,9 +187,9 @@ enum Outcome {
 pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Process> {
     let script = job_script(&req)?;
     let env_on_stdin = !req.env.is_empty();
-    let command = wrapper::remote_command(&script, env_on_stdin);
     let piped = env_on_stdin || !matches!(req.stdin, Stdin::Null);
     let asked = tokio::time::Instant::now();
+    let command = |conn: &Conn| wrapper::remote_command(&script, env_on_stdin, &conn.login_key);
     let (conn, permit, mut child) = match open_gated(state, &command, piped, &req).await? {
         Opened::Channel(opened) => *opened,
         Opened::Stopped(status) => return Ok(stopped_before_start(state, status, &req)),
@@ -582,6 +582,6 @@ mod tests {
             .cwd(cmux_core::RemotePath::new("~/my dir").expect("path"));
         let s = job_script(&req).expect("script");
         assert_eq!(s, "cd ~/'my dir' || exit 126\necho hi\n");
-        assert!(!wrapper::remote_command(&s, true).contains("s3cr3t"));
+        assert!(!wrapper::remote_command(&s, true, "").contains("s3cr3t"));
     }
 }

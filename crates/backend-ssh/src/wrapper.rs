@@ -6,8 +6,13 @@
 //!    `~/.bash_profile`, `~/.bash_login`, `~/.profile` (bash's order), sourced in a
 //!    subshell whose output is discarded and whose stdin is `/dev/null`, so they can
 //!    neither pollute the command's streams nor eat its input; the variables they
-//!    export are taken back with `export -p`. A login file that `exit`s only loses
-//!    its environment;
+//!    export or change are taken back (`declare -p`). A login file that `exit`s only
+//!    loses its environment. Login files can be slow (a `pyenv init` costs ~0.25 s),
+//!    so what they export is kept per master connection in
+//!    `${XDG_CACHE_HOME:-~/.cache}/cmux/login-env-<key>` (mode 0600 in a 0700
+//!    directory; files older than a day are removed): the first command of a
+//!    connection sources the files, the next ones read that file. A new connection
+//!    (a new master) reads the login files again;
 //! 2. exports the non-interactive variables (`GIT_EDITOR=true`...); the request's own
 //!    variables come on stdin ahead of the command's input (see [`env_header`]), read
 //!    byte by byte (no over-read) by the command's shell before the command, so they
@@ -51,15 +56,33 @@ const MAX_BEFORE_START: usize = 4096;
 const MAX_PID_DIGITS: usize = 10;
 
 /// The wrapper (see the module docs). `$1` is the command's script, `$2` is `e` when
-/// the request's variables come on stdin.
+/// the request's variables come on stdin, `$3` names the login environment's cache
+/// (empty: no cache).
 const WRAPPER: &str = r#"set -m
 exec 3>&2 5<> <(:) 6<> <(:) 2>&5
-__cmux_e=$( { if [ -r /etc/profile ]; then . /etc/profile; fi
+__cmux_cf=
+case $3 in ?*) [ -n "$HOME" ] && __cmux_cf=${XDG_CACHE_HOME:-$HOME/.cache}/cmux/login-env-$3 ;; esac
+if [ -n "$__cmux_cf" ] && [ -f "$__cmux_cf" ]; then
+. "$__cmux_cf" 2>/dev/null
+else
+__cmux_e=$( declare -A __cmux_b; for __cmux_v in $(compgen -e); do __cmux_b[$__cmux_v]=${!__cmux_v}; done
+{ if [ -r /etc/profile ]; then . /etc/profile; fi
 for __cmux_f in ~/.bash_profile ~/.bash_login ~/.profile; do
 if [ -r "$__cmux_f" ]; then . "$__cmux_f"; break; fi
-done; } </dev/null >/dev/null 2>&1 3>&- 5>&- 6>&-; export -p; printf x)
-case $__cmux_e in *x) eval "${__cmux_e%x}" 2>/dev/null ;; esac
-unset -v __cmux_e __cmux_f __cmux_r __cmux_n __cmux_c __cmux_s __cmux_l __cmux_j __cmux_k __cmux_v __cmux_kv
+done; } </dev/null >/dev/null 2>&1 3>&- 5>&- 6>&-
+for __cmux_v in $(compgen -e); do
+case $__cmux_v in PWD|OLDPWD|SHLVL|_|__cmux_*) continue ;; esac
+if [ "${__cmux_b[$__cmux_v]+set}" != set ] || [ "${__cmux_b[$__cmux_v]}" != "${!__cmux_v}" ]; then declare -p "$__cmux_v"; fi
+done; printf x)
+case $__cmux_e in *x)
+eval "${__cmux_e%x}" 2>/dev/null
+if [ -n "$__cmux_cf" ]; then
+( umask 077; mkdir -p "${__cmux_cf%/*}" && printf '%s' "${__cmux_e%x}" > "$__cmux_cf.$$" && mv -f "$__cmux_cf.$$" "$__cmux_cf"
+find "${__cmux_cf%/*}" -name 'login-env-*' -mtime +1 -delete ) </dev/null >/dev/null 2>&1 3>&- 5>&- 6>&-
+fi ;;
+esac
+fi
+unset -v __cmux_e __cmux_cf __cmux_f __cmux_r __cmux_n __cmux_c __cmux_s __cmux_l __cmux_j __cmux_k __cmux_v __cmux_kv
 export @NON_INTERACTIVE@
 __cmux_r=
 if [ "$2" = e ]; then
@@ -89,17 +112,18 @@ exit "$__cmux_s"
 /// The command line sent to the host (run by the user's login shell): the wrapper and
 /// the script as quoted arguments. `env_on_stdin` tells the wrapper to read the
 /// request's variables from stdin first ([`env_header`]).
-pub(crate) fn remote_command(script: &str, env_on_stdin: bool) -> String {
+pub(crate) fn remote_command(script: &str, env_on_stdin: bool, login_key: &str) -> String {
     let exports: Vec<String> = NON_INTERACTIVE_ENV
         .iter()
         .map(|(k, v)| format!("{k}={}", quote::quote(v)))
         .collect();
     let wrapper = WRAPPER.replace("@NON_INTERACTIVE@", &exports.join(" "));
     format!(
-        "exec bash --norc --noprofile -c {} cmux {} {}",
+        "exec bash --norc --noprofile -c {} cmux {} {} {}",
         quote::quote(&wrapper),
         quote::quote(script),
-        if env_on_stdin { "e" } else { "-" }
+        if env_on_stdin { "e" } else { "-" },
+        quote::quote(login_key)
     )
 }
 
@@ -388,11 +412,11 @@ mod tests {
 
     #[test]
     fn remote_command_quotes_the_wrapper_and_script() {
-        let cmd = remote_command("echo 'hi'", false);
+        let cmd = remote_command("echo 'hi'", false, "");
         assert!(cmd.starts_with("exec bash --norc --noprofile -c "));
-        assert!(cmd.ends_with(r#" cmux 'echo '\''hi'\''' -"#), "{cmd}");
+        assert!(cmd.ends_with(r#" cmux 'echo '\''hi'\''' - ''"#), "{cmd}");
         assert!(cmd.contains("GIT_EDITOR=true"), "{cmd}");
-        assert!(remote_command("x", true).ends_with(" x e"));
+        assert!(remote_command("x", true, "0a1b").ends_with(" x e 0a1b"));
         assert_eq!(
             env_header(&[("A".into(), "1 2".into()), ("B".into(), String::new())]),
             b"A=1 2\0B=\0\0"

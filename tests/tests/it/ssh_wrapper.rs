@@ -224,8 +224,10 @@ async fn commands_get_the_login_environment_without_its_output() {
     assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr_lossy());
     assert_eq!(out.stdout_lossy(), "cargo 0.0.0-login-test\n");
     assert_eq!(out.stderr_lossy(), "");
-    // bash's order: ~/.bash_profile first, and then ~/.profile is not read.
+    // bash's order: ~/.bash_profile first, and then ~/.profile is not read (by a new
+    // connection: the login environment is kept per connection).
     std::fs::write(home.join(".bash_profile"), "export FROM=bash_profile\n").expect("bp");
+    rt.disconnect().await;
     let out = rt
         .output(
             ExecRequest::script("printf '%s' \"$FROM\"; command -v cargo || true"),
@@ -234,6 +236,53 @@ async fn commands_get_the_login_environment_without_its_output() {
         .await
         .expect("runs");
     assert_eq!(out.stdout_lossy(), "bash_profile");
+}
+
+/// The login files are read once per master connection, not by every command (a
+/// `pyenv init` in them costs ~0.25 s), and again by a new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_environment_is_read_once_per_connection() {
+    let sshd = private_home();
+    let home = sshd.home();
+    let count = home.join("sourced");
+    std::fs::write(
+        home.join(".profile"),
+        format!(
+            "echo x >> {}\nexport FROM_PROFILE='it'\\''s \"here\"'\n",
+            count.display()
+        ),
+    )
+    .expect("profile");
+    let rt = sshd.runtime();
+    for _ in 0..3 {
+        let out = rt
+            .output(ExecRequest::script("printf %s \"$FROM_PROFILE\""), 1024)
+            .await
+            .expect("runs");
+        assert_eq!(out.stdout_lossy(), "it's \"here\"");
+    }
+    let times = || {
+        std::fs::read_to_string(&count)
+            .expect("count")
+            .lines()
+            .count()
+    };
+    assert_eq!(times(), 1, "sourced once for three commands");
+    let cache = std::fs::read_dir(home.join(".cache/cmux"))
+        .expect("cache dir")
+        .flatten()
+        .next()
+        .expect("a cache file");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        cache.metadata().expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    rt.disconnect().await;
+    rt.output(ExecRequest::script("true"), 1024)
+        .await
+        .expect("runs");
+    assert_eq!(times(), 2, "a new master reads the login files again");
 }
 
 fn alive(pid: u32) -> bool {

@@ -20,8 +20,10 @@ const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// How long, after the status marker, the channel's end (both streams and the exit
 /// code) is awaited to confirm the status before the marker alone is trusted (a
-/// background process of the command may hold stdout open).
-const CONFIRM_WITHIN: Duration = Duration::from_secs(2);
+/// background process of the command may hold stdout open). Short: a command that
+/// leaves such a process returns this much later; the marker carries the nonce, so
+/// trusting it alone is still safe.
+const CONFIRM_WITHIN: Duration = Duration::from_millis(500);
 
 /// The script the job runs: the working directory, then the command. The variables
 /// are exported by the wrapper (the request's own come on stdin), see

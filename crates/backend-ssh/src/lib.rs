@@ -100,8 +100,8 @@
 //!   `s<signal>`) as its last act. The command can print but not read its stderr, and
 //!   the nonce is in no argument, variable or file: a marker the command prints is its
 //!   own output, whatever it says. The status is checked against the channel's exit
-//!   code once both streams ended; when a background process keeps them open for 2 s
-//!   after the marker, the marker alone is used.
+//!   code once both streams ended; when a background process keeps them open for
+//!   0.5 s after the marker, the marker alone is used.
 //! - **Exit status**: the mux protocol carries an exit code but no signal number, and
 //!   ssh's own 255 would be ambiguous, so the status comes from the marker (`Exited(n)`
 //!   or `Signaled(n)`, told apart by bash's job notice). A command exiting 255 is

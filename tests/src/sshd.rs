@@ -32,6 +32,13 @@ pub struct SshdOptions {
     pub client_config: Vec<String>,
     /// Leave the client's known_hosts empty (for unknown-host-key tests).
     pub empty_known_hosts: bool,
+    /// Give sessions a home of their own ([`TestSshd::home`], empty at the start)
+    /// instead of the account's: sshd's `SetEnv HOME=...` overrides the passwd home
+    /// for the session's environment, so the login shell reads `~/.bashrc` and the
+    /// wrapper reads `~/.profile` from there. The test can then plant startup files
+    /// without touching the real account (the harness logs in as the current user).
+    /// The session's working directory and SFTP's home stay the passwd home.
+    pub private_home: bool,
 }
 
 /// A running test sshd. See the module docs.
@@ -117,6 +124,7 @@ impl TestSshd {
         )
         .map_err(|e| e.to_string())?;
         std::fs::create_dir(dir.path().join("scratch")).map_err(|e| e.to_string())?;
+        std::fs::create_dir(dir.path().join("home")).map_err(|e| e.to_string())?;
         let alias = format!("cmux-test-{}", fastrand_suffix());
         let mut sshd = TestSshd {
             dir,
@@ -157,7 +165,15 @@ impl TestSshd {
         // image): a session SIGKILLed during its `pyenv rehash` leaves a lock that
         // makes every later login wait 60 s. Bound that wait. sshd uses the first
         // SetEnv line, so a test's own SetEnv (above) keeps precedence.
-        server.push_str("SetEnv PYENV_REHASH_TIMEOUT=1\n");
+        if self.options.private_home {
+            let _ = writeln!(
+                server,
+                "SetEnv HOME={} PYENV_REHASH_TIMEOUT=1",
+                self.home().display()
+            );
+        } else {
+            server.push_str("SetEnv PYENV_REHASH_TIMEOUT=1\n");
+        }
         std::fs::write(d.join("sshd_config"), server).map_err(|e| e.to_string())?;
 
         let user = user_name();
@@ -349,6 +365,12 @@ impl TestSshd {
     /// A fresh scratch directory on the "host" (the same machine), removed on drop.
     pub fn scratch(&self) -> PathBuf {
         self.dir.path().join("scratch")
+    }
+
+    /// The sessions' home with [`SshdOptions::private_home`] (an empty directory
+    /// otherwise unused), removed on drop.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
     }
 
     /// A temp dir of this test (for `CMUX_HOME` and the like), removed on drop.

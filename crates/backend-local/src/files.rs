@@ -2,7 +2,6 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use cmux_core::temp::{self, TempSweeper};
 use cmux_core::{BoxRead, DirEntry, Error, FileKind, Metadata, RemotePath, Result};
@@ -181,8 +180,6 @@ fn may_write(path: &Path) -> bool {
     }
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Removes the stale cmux temporary files of `dir` (see [`cmux_core::temp`]). Best
 /// effort: a failure here never fails the write.
 async fn sweep_stale_temps(dir: &Path) {
@@ -235,18 +232,33 @@ pub(crate) async fn write_atomic(
     if dir.to_str().is_some_and(|d| sweeper.due(d)) {
         sweep_stale_temps(&dir).await;
     }
-    let temp = dir.join(temp::temp_name(
-        &name,
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
-    ));
-    let result = async {
-        let mut file = tokio::fs::OpenOptions::new()
+    // A fresh random name; one that is taken (a leftover) is never touched: another
+    // is drawn.
+    let mut taken = None;
+    let mut opened = None;
+    for _ in 0..temp::TEMP_NAME_ATTEMPTS {
+        let temp = dir.join(temp::temp_name(&name));
+        match tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(existing_mode.unwrap_or(0o644))
             .open(&temp)
-            .await?;
+            .await
+        {
+            Ok(file) => {
+                opened = Some((temp, file));
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => taken = Some(temp),
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let Some((temp, file)) = opened else {
+        let taken = taken.unwrap_or_default();
+        return Err(temp::leftover_error(HOST, &taken.to_string_lossy()));
+    };
+    let result = async {
+        let mut file = file;
         file.write_all(data).await?;
         file.flush().await?;
         if let Some(mode) = existing_mode {

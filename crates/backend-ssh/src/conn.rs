@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use openssh::Session;
 use openssh_sftp_client::{Sftp, SftpOptions};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
+use crate::control_dir::{control_dir_for, open_private, read_private};
 use crate::diag::{self, Failure};
 use crate::SshOptions;
 
@@ -20,18 +20,20 @@ use crate::SshOptions;
 /// every cmux process together.
 const RETRY_SPACING: Duration = Duration::from_secs(10);
 
+/// Shortest spacing of "is the host back?" probes (one TCP connect each).
+const PROBE_SPACING: Duration = Duration::from_secs(1);
+
 /// How long a refused SFTP channel is retried (as long as exec channels: a burst of
 /// separate cmux processes can hold a host's sessions that long on a busy machine).
 const SFTP_RETRY_FOR: Duration = Duration::from_secs(30);
 
-/// Longest socket path we create: OpenSSH binds `<path>.<16 random chars>` first, and
-/// macOS allows 104 bytes including the NUL.
-const MAX_SOCKET_PATH: usize = 104 - 1 - 17;
-
 /// One host (with one set of options) in this process: its masters and its backoff.
 #[derive(Debug)]
 pub(crate) struct HostState {
+    /// The host as the user wrote it (in messages).
     pub(crate) host: String,
+    /// What ssh is given for it: the host word, and the port and user written with it.
+    pub(crate) dest: crate::destination::Destination,
     pub(crate) opts: SshOptions,
     ctl_dir: PathBuf,
     key: String,
@@ -46,6 +48,11 @@ pub(crate) struct HostState {
     pub(crate) modes: crate::exec_write::ModeCache,
     /// The host helper's connection, once started (or why it is not used).
     pub(crate) helper_slot: crate::helper::HelperSlot,
+    /// The address and port `ssh -G` resolves the host to (`None`: behind a
+    /// ProxyJump/ProxyCommand, or unresolved), for the cheap "is it back?" probe.
+    probe_target: OnceCell<Option<(String, u16)>>,
+    /// When the last probe was sent.
+    last_probe: Mutex<Option<Instant>>,
 }
 
 /// One master (a slot): the mux session, its channel gate, its SFTP session.
@@ -56,6 +63,11 @@ pub(crate) struct Conn {
     pub(crate) gate: Arc<Semaphore>,
     sftp: Mutex<Option<Arc<OnceCell<Arc<Sftp>>>>>,
     home: OnceCell<String>,
+    /// The remote user's uid, learned from the first file cmux creates on the host.
+    pub(crate) uid: OnceLock<u32>,
+    /// Names this master's login-environment cache on the host (see `wrapper`): the
+    /// same for every process attached to the master, new with a new master.
+    pub(crate) login_key: String,
 }
 
 #[derive(Debug, Default)]
@@ -88,78 +100,6 @@ fn stable_hash(parts: &[&[u8]]) -> u64 {
     h
 }
 
-#[allow(unsafe_code)]
-fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
-}
-
-/// The directory holding control sockets for `opts` (see the crate docs), created
-/// with mode 0700.
-pub fn control_dir_for(opts: &SshOptions) -> Result<PathBuf> {
-    let preferred = match &opts.control_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            let home =
-                match std::env::var_os("CMUX_HOME").filter(|h| !h.is_empty()) {
-                    Some(h) => PathBuf::from(h),
-                    None => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-                        Some(h) => PathBuf::from(h).join(".cmux"),
-                        None => return Err(Error::invalid(
-                            "neither CMUX_HOME nor HOME is set: set CMUX_HOME to a state directory",
-                        )),
-                    },
-                };
-            home.join("ssh")
-        }
-    };
-    // `<dir>/<16 hex>-<slot up to 2 digits>`
-    if preferred.as_os_str().len() + 1 + 16 + 3 <= MAX_SOCKET_PATH {
-        ensure_private_dir(&preferred, false)?;
-        return Ok(preferred);
-    }
-    let fallback = std::env::temp_dir().join(format!("cmux-ssh-{}", current_uid()));
-    let fallback = if fallback.as_os_str().len() + 20 <= MAX_SOCKET_PATH {
-        fallback
-    } else {
-        PathBuf::from(format!("/tmp/cmux-ssh-{}", current_uid()))
-    };
-    ensure_private_dir(&fallback, true)?;
-    Ok(fallback)
-}
-
-fn ensure_private_dir(dir: &Path, shared_parent: bool) -> Result<()> {
-    let io = |what: &str, e: std::io::Error| Error::Backend {
-        backend: "ssh".into(),
-        message: format!(
-            "cannot prepare the control socket directory {}: {what}: {e}",
-            dir.display()
-        ),
-    };
-    if shared_parent {
-        match std::fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io("mkdir", e)),
-        }
-        // In a world-writable parent, someone else could have made it first.
-        let meta = std::fs::symlink_metadata(dir).map_err(|e| io("lstat", e))?;
-        if !meta.is_dir() || meta.uid() != current_uid() {
-            return Err(Error::backend(
-                "ssh",
-                format!(
-                    "{} is not a directory owned by you: remove it, or set CMUX_HOME to a shorter path",
-                    dir.display()
-                ),
-            ));
-        }
-    } else {
-        std::fs::create_dir_all(dir).map_err(|e| io("mkdir", e))?;
-    }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| io("chmod 700", e))
-}
-
 impl HostState {
     /// The state shared by every runtime of `host` with `opts` in this process.
     pub(crate) fn shared(host: String, opts: SshOptions) -> Result<Arc<HostState>> {
@@ -168,6 +108,7 @@ impl HostState {
         if let Some(state) = reg.get(&key).and_then(Weak::upgrade) {
             return Ok(state);
         }
+        let dest = crate::destination::Destination::parse(&host)?;
         let ctl_dir = control_dir_for(&opts)?;
         let config = opts
             .config_file
@@ -177,6 +118,7 @@ impl HostState {
         let hash = stable_hash(&[host.as_bytes(), &config]);
         let state = Arc::new(HostState {
             host,
+            dest,
             opts,
             ctl_dir,
             key: format!("{hash:016x}"),
@@ -187,6 +129,8 @@ impl HostState {
             min_rtt_us: std::sync::atomic::AtomicU64::new(u64::MAX),
             modes: Default::default(),
             helper_slot: Default::default(),
+            probe_target: OnceCell::new(),
+            last_probe: Mutex::new(None),
         });
         reg.retain(|_, w| w.strong_count() > 0);
         reg.insert(key, Arc::downgrade(&state));
@@ -234,7 +178,7 @@ impl HostState {
         .collect()
     }
 
-    fn config_words(&self) -> Vec<String> {
+    pub(crate) fn config_words(&self) -> Vec<String> {
         match &self.opts.config_file {
             Some(cfg) => vec!["-F".into(), cfg.to_string_lossy().into_owned()],
             None => Vec::new(),
@@ -253,6 +197,7 @@ impl HostState {
             "-o".into(),
             "ControlMaster=no".into(),
         ]);
+        words.extend(self.dest.option_words());
         words
     }
 
@@ -343,15 +288,38 @@ impl HostState {
         let used: Vec<usize> = self.live().iter().map(|c| c.slot).collect();
         let slot = (0..).find(|s| !used.contains(s)).unwrap_or(0);
         let session = self.connect_slot(slot).await?;
+        let login_key = self.login_key(&self.socket_path(slot));
         let conn = Arc::new(Conn {
             slot,
             session: Arc::new(session),
             gate: Arc::new(Semaphore::new(self.opts.channels_per_connection.max(1))),
             sftp: Mutex::new(None),
             home: OnceCell::new(),
+            uid: OnceLock::new(),
+            login_key,
         });
         lock(&self.conns).push(conn.clone());
         Ok(conn)
+    }
+
+    /// The login-environment cache key of the master behind `sock`: a hash of the
+    /// host's key and the socket file's identity (inode and change time), which every
+    /// attached process sees alike and a new master changes. Empty (no cache) when
+    /// the socket cannot be read.
+    fn login_key(&self, sock: &Path) -> String {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(sock) {
+            Ok(m) => format!(
+                "{:016x}",
+                stable_hash(&[
+                    self.key.as_bytes(),
+                    &m.ino().to_le_bytes(),
+                    &m.ctime().to_le_bytes(),
+                    &m.ctime_nsec().to_le_bytes(),
+                ])
+            ),
+            Err(_) => String::new(),
+        }
     }
 
     /// Attaches to the master behind `sock`, waiting while it is merely busy (a burst
@@ -389,11 +357,7 @@ impl HostState {
         }
         let lock_path = sock.with_extension("lock");
         let lock_file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)?;
+            let f = open_private(&lock_path, false)?;
             flock_exclusive(&f)?;
             Ok(f)
         })
@@ -408,7 +372,7 @@ impl HostState {
         if let Some(s) = self.try_attach(&sock).await {
             return Ok(s);
         }
-        self.check_backoff()?;
+        self.check_backoff().await?;
         let result = self.launch_master(&sock).await;
         match result {
             Ok(()) => {
@@ -464,17 +428,27 @@ impl HostState {
         );
         let path = self.backoff_path();
         let temp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&temp, line).is_ok() && std::fs::rename(&temp, &path).is_err() {
+        let written = open_private(&temp, true).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(line.as_bytes())
+        });
+        if written.is_ok() && std::fs::rename(&temp, &path).is_err() {
             let _ = std::fs::remove_file(&temp);
         }
     }
 
-    fn clear_backoff(&self) {
+    /// Forgets the recorded failure (this process's and the shared file): the next
+    /// attempt is made at once. For `doctor`, which must always try for real.
+    pub(crate) fn clear_backoff(&self) {
         *lock(&self.backoff) = Backoff::default();
         let _ = std::fs::remove_file(self.backoff_path());
     }
 
-    fn check_backoff(&self) -> Result<()> {
+    /// Fails fast while the host's connection budget waits after a failure, unless a
+    /// cheap probe finds that the host accepts TCP connections again (after "connection
+    /// refused" or a timeout): then the attempt is made at once instead of waiting out
+    /// the 10-12 s.
+    async fn check_backoff(&self) -> Result<()> {
         let now = Instant::now();
         let (wait, failure) = {
             let b = lock(&self.backoff);
@@ -490,6 +464,17 @@ impl HostState {
                 None => return Ok(()),
             },
         };
+        // Only after "connection refused" (nothing listened): a port that accepts now
+        // is a changed host. A port that accepted but failed the handshake (an
+        // overloaded sshd) is left to the budget, and so are probes themselves: at most
+        // one a second.
+        let refused = failure.kind == crate::diag::Kind::Connection
+            && failure.detail.contains("Connection refused");
+        if refused && self.probe_due() && self.port_accepts().await {
+            tracing::info!(host = %self.host, "the host accepts connections again: trying now");
+            self.clear_backoff();
+            return Ok(());
+        }
         let mut failure = failure;
         failure.detail.push_str(&format!(
             " (cmux waits {:.0}s before the next connection attempt to this host)",
@@ -498,9 +483,62 @@ impl HostState {
         Err(failure.to_error(&self.host))
     }
 
+    /// True at most once a second: whether a probe may be sent now.
+    fn probe_due(&self) -> bool {
+        let mut last = lock(&self.last_probe);
+        let now = Instant::now();
+        match *last {
+            Some(at) if now.duration_since(at) < PROBE_SPACING => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    /// Whether the host's ssh port accepts a TCP connection now (1 s at most). The
+    /// address comes from `ssh -G`, asked once; a host reached through a ProxyJump or
+    /// ProxyCommand cannot be probed this way (false).
+    async fn port_accepts(&self) -> bool {
+        let target = self
+            .probe_target
+            .get_or_init(|| async {
+                let mut g = tokio::process::Command::new("ssh");
+                g.args(self.config_words())
+                    .arg("-G")
+                    .args(self.dest.option_words())
+                    .arg("--")
+                    .arg(&self.dest.host)
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                let out = g.output().await.ok().filter(|o| o.status.success())?;
+                let resolved = crate::doctor::parse_ssh_g(&String::from_utf8_lossy(&out.stdout));
+                if resolved.proxy_jump.is_some() || resolved.proxy_command.is_some() {
+                    return None;
+                }
+                Some((resolved.hostname, resolved.port.parse().ok()?))
+            })
+            .await
+            .clone();
+        let Some((host, port)) = target else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || {
+            use std::net::ToSocketAddrs;
+            let Ok(addrs) = (host.as_str(), port).to_socket_addrs() else {
+                return false;
+            };
+            addrs
+                .take(4)
+                .any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// Another process's recorded failure, while its wait runs.
     fn read_budget_file(&self) -> Option<(Duration, Failure)> {
-        let text = std::fs::read_to_string(self.backoff_path()).ok()?;
+        let text = read_private(&self.backoff_path()).ok()?;
         let mut parts = text.trim_end_matches('\n').splitn(3, '\t');
         let next_ms: u128 = parts.next()?.parse().ok()?;
         let kind = crate::diag::Kind::parse(parts.next()?)?;
@@ -524,11 +562,10 @@ impl HostState {
         let log = sock.with_extension("log");
         let _ = std::fs::remove_file(sock);
         let local = |what: &str, e: std::io::Error| Failure::local(format!("{what}: {e}"));
-        File::create(&log).map_err(|e| local("creating the ssh log", e))?;
-        let stderr = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&log)
-            .map_err(|e| local("opening the ssh log", e))?;
+        // Never through a planted link (O_NOFOLLOW): truncating the log must not
+        // truncate someone's file.
+        open_private(&log, true).map_err(|e| local("creating the ssh log", e))?;
+        let stderr = open_private(&log, false).map_err(|e| local("opening the ssh log", e))?;
         let mut cmd = tokio::process::Command::new("ssh");
         cmd.args(self.base_ssh_args())
             .arg("-M")
@@ -553,9 +590,9 @@ impl HostState {
                 "ServerAliveInterval=15".to_owned(),
                 "-o".to_owned(),
                 "ServerAliveCountMax=3".to_owned(),
-                "--".to_owned(),
-                self.host.clone(),
             ])
+            .args(self.dest.option_words())
+            .args(["--".to_owned(), self.dest.host.clone()])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(stderr)
@@ -568,7 +605,31 @@ impl HostState {
             )
         })?;
         let limit = self.opts.connect_timeout + Duration::from_secs(30);
-        let status = match tokio::time::timeout(limit, child.wait()).await {
+        let started = Instant::now();
+        let waited = {
+            let wait = tokio::time::timeout(limit, child.wait());
+            tokio::pin!(wait);
+            tokio::select! {
+                done = &mut wait => (done, false),
+                () = tokio::time::sleep(crate::SLOW_CONNECT) => {
+                    self.opts.on_connect.notify(crate::ConnectEvent::Slow {
+                        host: self.host.clone(),
+                        waited: started.elapsed(),
+                    });
+                    (wait.await, true)
+                }
+            }
+        };
+        let (waited, slow) = waited;
+        if slow {
+            let connected = matches!(&waited, Ok(Ok(status)) if status.success());
+            self.opts.on_connect.notify(crate::ConnectEvent::Done {
+                host: self.host.clone(),
+                took: started.elapsed(),
+                connected,
+            });
+        }
+        let status = match waited {
             Ok(status) => status.map_err(|e| local("waiting for ssh", e))?,
             Err(_) => {
                 let _ = child.kill().await;
@@ -578,7 +639,7 @@ impl HostState {
         if status.success() {
             return Ok(());
         }
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text = read_private(&log).unwrap_or_default();
         Err(diag::classify(&text, status.code()))
     }
 
@@ -607,6 +668,18 @@ impl HostState {
                 };
                 // Refusals fail at the mux ("failed to connect to the ssh multiplex
                 // server"); a missing subsystem as "the remote process has terminated".
+                if let Some(printed) = shell_noise(&err) {
+                    return Err(Error::Connection {
+                        host: self.host.clone(),
+                        message: format!(
+                            "cannot start the SFTP subsystem: your shell printed {printed:?} on startup; SFTP \
+                             needs a silent non-interactive shell. Make the host's startup files (~/.bashrc, \
+                             ~/.zshenv...) print only when the shell is interactive (`case $- in *i*) ...`), \
+                             then check that `ssh {} true` prints nothing",
+                            self.host
+                        ),
+                    });
+                }
                 let refused = err.to_string().contains("multiplex server");
                 let dead = liveness(&conn.session).await == Liveness::Dead;
                 if !refused || dead || started.elapsed() > SFTP_RETRY_FOR {
@@ -664,7 +737,8 @@ impl HostState {
                 .args(self.config_words())
                 .arg("-S")
                 .arg(self.socket_path(c.slot))
-                .args(["-O", "exit", "--", &self.host])
+                .args(self.dest.option_words())
+                .args(["-O", "exit", "--", &self.dest.host])
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -677,8 +751,21 @@ impl HostState {
     pub(crate) fn manual_ssh(&self) -> String {
         let mut words = vec!["ssh".to_owned()];
         words.extend(self.config_words());
-        words.push(self.host.clone());
+        words.extend(self.dest.option_words());
+        words.push(self.dest.host.clone());
         quote::join(words)
+    }
+}
+
+/// What the user's shell printed on stdout before the SFTP server started, when that
+/// is why SFTP failed: the client read those bytes as the length of the server's hello
+/// message (e.g. 1464159299 for "WELC"), so they are its first four bytes.
+fn shell_noise(err: &openssh_sftp_client::Error) -> Option<String> {
+    match err {
+        openssh_sftp_client::Error::SftpServerHelloMsgTooLong { len } => {
+            Some(format!("{}…", String::from_utf8_lossy(&len.to_be_bytes())))
+        }
+        _ => None,
     }
 }
 
@@ -721,22 +808,6 @@ fn flock_exclusive(file: &File) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_state_dirs_fall_back_to_a_private_tmp_dir() {
-        let long = std::env::temp_dir().join("x".repeat(120));
-        let opts = SshOptions::default().control_dir(&long);
-        let dir = control_dir_for(&opts).expect("fallback");
-        assert_ne!(dir, long);
-        assert!(
-            dir.as_os_str().len() + 20 <= MAX_SOCKET_PATH,
-            "{}",
-            dir.display()
-        );
-        let meta = std::fs::metadata(&dir).expect("created");
-        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
-        assert!(!long.exists(), "the long dir is not used");
-    }
 
     #[test]
     fn socket_names_are_stable_and_short() {

@@ -65,7 +65,11 @@ impl Failure {
         let host = host.to_owned();
         let message = self.detail.clone();
         match self.kind {
-            Kind::Connection => Error::Connection { host, message },
+            // A master that could not start: no operation reached the host.
+            Kind::Connection => Error::Connection {
+                host,
+                message: format!("{message} ({})", cmux_core::error::NOTHING_RAN),
+            },
             Kind::Authentication => Error::Authentication { host, message },
             Kind::HostKey => Error::HostKey { host, message },
             Kind::Local => Error::Backend {
@@ -101,6 +105,19 @@ fn key_name(log: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// `ssh-keyscan` for a known_hosts name: `[host]:port` (how OpenSSH names a host on
+/// another port) becomes `ssh-keyscan -p port host`, which is what keyscan takes.
+fn keyscan_words(name: &str) -> String {
+    if let Some((host, port)) = name
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once("]:"))
+        .filter(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return format!("ssh-keyscan -p {port} {host}");
+    }
+    format!("ssh-keyscan {name}")
 }
 
 /// The lines of ssh's output worth showing (no banners, no blank lines).
@@ -146,11 +163,12 @@ pub(crate) fn classify(log: &str, code: Option<i32>) -> Failure {
     }
     if has("host key is known for") || has("Host key verification failed") {
         let name = key_name(log).unwrap_or("the host");
+        let keyscan = keyscan_words(name);
         return Failure {
             kind: Kind::HostKey,
             detail: format!(
                 "the host key of {name} is unknown (not in known_hosts) and strict checking is on; nothing was sent. \
-                 Check its fingerprint (`ssh-keyscan {name} | ssh-keygen -lf -` against what the host's administrator \
+                 Check its fingerprint (`{keyscan} | ssh-keygen -lf -` against what the host's administrator \
                  shows), then retry with --accept-new-host-key to trust and remember it. ssh said: {}",
                 diagnostic(log)
             ),
@@ -251,5 +269,20 @@ Host key verification failed.\n";
         );
         assert_eq!(f.kind, Kind::HostKey);
         assert!(f.detail.contains("--accept-new-host-key"));
+        // Issue 11 #17: keyscan takes the port as -p, not in known_hosts' brackets.
+        let f = classify(
+            "No ED25519 host key is known for [localhost]:35107 and you have requested strict checking.\nHost key verification failed.\n",
+            Some(255),
+        );
+        assert!(
+            f.detail.contains("`ssh-keyscan -p 35107 localhost |"),
+            "{}",
+            f.detail
+        );
+        assert!(
+            !f.detail.contains("ssh-keyscan [localhost]"),
+            "{}",
+            f.detail
+        );
     }
 }

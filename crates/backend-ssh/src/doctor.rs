@@ -101,11 +101,23 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
         resolved: None,
         checks: Vec::new(),
     };
+    let dest = match crate::destination::Destination::parse(host) {
+        Ok(dest) => dest,
+        Err(e) => {
+            report
+                .checks
+                .push(fail("config", e.to_string(), "give a valid host"));
+            return report;
+        }
+    };
     let mut g = tokio::process::Command::new("ssh");
     if let Some(cfg) = &options.config_file {
         g.arg("-F").arg(cfg);
     }
-    g.arg("-G").arg("--").arg(host);
+    g.arg("-G")
+        .args(dest.option_words())
+        .arg("--")
+        .arg(&dest.host);
     match g.output().await {
         Ok(out) if out.status.success() => {
             let resolved = parse_ssh_g(&String::from_utf8_lossy(&out.stdout));
@@ -155,6 +167,9 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
             return report;
         }
     };
+    // Doctor always tries for real: a failure another cmux process recorded (the
+    // connection budget's wait) says nothing about the host now.
+    rt.state.clear_backoff();
     if let Err(e) = rt.ensure_ready().await {
         let fix = match &e {
             Error::HostKey { .. } => "see above: verify the host key, then retry (with --accept-new-host-key for a new host)",
@@ -168,24 +183,38 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
         .checks
         .push(pass("connection", "connected (a ControlMaster is up)"));
 
+    // Tagged lines: what the host's startup files print on stdout (which also breaks
+    // SFTP, see the sftp check) must not be taken for the versions.
     let probe = ExecRequest::script(
-        "echo \"bash $BASH_VERSION\"; if command -v git >/dev/null; then git --version; else echo 'git missing'; fi",
+        "echo \"cmux-doctor-bash: bash $BASH_VERSION\"; if command -v git >/dev/null; then echo \"cmux-doctor-git: $(git --version)\"; else echo 'cmux-doctor-git: missing'; fi",
     );
     match rt.output(probe, 64 * 1024).await {
         Ok(out) if out.status == ExitStatus::Exited(0) => {
             let text = out.stdout_lossy();
-            let mut lines = text.lines();
-            report
-                .checks
-                .push(pass("bash", lines.next().unwrap_or("bash").to_owned()));
-            match lines.next() {
+            let tagged = |tag: &str| {
+                text.lines()
+                    .find_map(|l| l.split_once(tag).map(|(_, v)| v.trim().to_owned()))
+            };
+            report.checks.push(pass(
+                "bash",
+                tagged("cmux-doctor-bash:").unwrap_or_else(|| "bash".to_owned()),
+            ));
+            match tagged("cmux-doctor-git:") {
                 Some(line) if line.starts_with("git version") => {
-                    report.checks.push(pass("git", line.to_owned()))
+                    report.checks.push(pass("git", line))
                 }
-                _ => report.checks.push(fail(
+                Some(_) => report.checks.push(fail(
                     "git",
                     "git is not installed on the host",
                     "install git on the host (e.g. `sudo apt-get install git`)",
+                )),
+                None => report.checks.push(fail(
+                    "git",
+                    format!(
+                        "the probe's output was not understood: {:?}",
+                        cmux_core::runtime::tail(&text, 300)
+                    ),
+                    "run `git --version` on the host by hand",
                 )),
             }
         }
@@ -201,7 +230,7 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
         Err(e) => report.checks.push(fail(
             "bash",
             e.to_string(),
-            "check that the account can run commands (no ForceCommand, a valid login shell)",
+            "check that the account can run commands (no ForceCommand, a valid login shell, startup files that do not exit)",
         )),
     }
 
@@ -209,11 +238,14 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
         Ok(home) => report
             .checks
             .push(pass("sftp", format!("SFTP works; home is {home}"))),
-        Err(e) => report.checks.push(fail(
-            "sftp",
-            e.to_string(),
-            "enable the SFTP subsystem in the host's sshd_config (`Subsystem sftp internal-sftp` or the sftp-server path) and reload sshd",
-        )),
+        Err(e) => {
+            let fix = if e.to_string().contains("your shell printed") {
+                "make the host's shell startup files print nothing for non-interactive shells (see above)"
+            } else {
+                "enable the SFTP subsystem in the host's sshd_config (`Subsystem sftp internal-sftp` or the sftp-server path) and reload sshd"
+            };
+            report.checks.push(fail("sftp", e.to_string(), fix))
+        }
     }
     report
 }

@@ -4,80 +4,39 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use cmux_core::exec::quote_path;
 use cmux_core::{
-    quote, BoxRead, BoxWrite, Error, ExecRequest, ExitStatus, Process, ProcessControl, Result,
-    Stdin,
+    BoxRead, BoxWrite, Error, ExecRequest, ExitStatus, Process, ProcessControl, Result, Stdin,
 };
 use openssh::{Session, Stdio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::conn::{liveness, Conn, HostState, Liveness};
+use crate::wrapper;
 
 /// How long a refused channel open (MaxSessions, mux backlog) is retried.
 const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
 
-/// Marker the wrapper writes on stderr (one atomic write) as its last act, with how
-/// the command ended; the local side strips it.
-const STATUS_MARKER: &[u8] = b"\0cmux-status:";
+/// How long, after the status marker, the channel's end (both streams and the exit
+/// code) is awaited to confirm the status before the marker alone is trusted (a
+/// background process of the command may hold stdout open). Short: a command that
+/// leaves such a process returns this much later; the marker carries the nonce, so
+/// trusting it alone is still safe.
+const CONFIRM_WITHIN: Duration = Duration::from_millis(500);
 
-/// Marker the command writes on stderr first thing, with its pid (= its process
-/// group); the local side strips it. A marker, not a bare first line: the user's login
-/// shell may print on stderr before it (an rc file's warning), which must neither hide
-/// the pid, making the command unkillable, nor be taken for it.
-const PGID_MARKER: &[u8] = b"\0cmux-pgid:";
-
-/// The wrapper bash the login shell execs.
-/// - `set -m` puts the command in its own process group; the command prints its pid
-///   (= that group) first on stderr as a [`PGID_MARKER`], and a timeout or cancel
-///   kills that group.
-/// - The mux protocol carries an exit code but no signal number, and `$?` cannot tell
-///   `exit 143` from SIGTERM. Bash's job notice can: the wrapper's own stderr points
-///   at a private pipe (`<(:)`; the command gets the real one), and a status above
-///   128 with a notice that is not `Exit N` means "killed by a signal". The notice is
-///   read in the C locale, set after the command started so the command keeps the
-///   user's; a command that ends before that in a translated locale and exits with a
-///   code above 128 may be reported as signalled.
-/// - The status is then written on stderr as [`STATUS_MARKER`] `x<code>` or
-///   `s<signal>`: the local side learns it without waiting for the mux exit message,
-///   and so keeps the mux session open until stdout and stderr are drained (closing
-///   it earlier makes the master drop output it still buffers).
-///
-/// - With `$2` = `k` ([`ExecRequest::kill_group_on_exit`]), the wrapper kills the
-///   command's process group once the command exited: what it left running with `&`
-///   ends with it, at no extra round trip.
-///
-/// `--norc`: bash started by sshd reads `~/.bashrc` even when not interactive; the
-/// login shell already did (and exported what it set, PATH included), so another read
-/// would only add the cost of a heavy rc file to every command.
-const WRAPPER: &str = r#"set -m
-exec 3>&2 5<> <(:) 2>&5
-bash --norc --noprofile -c 'printf "\000cmux-pgid:%s\n" "$$" >&2
-'"$1" 2>&3 3>&- 5>&- &
-c=$!
-LC_ALL=C
-wait "$c"
-s=$?
-[ "$2" = k ] && kill -KILL -- -"$c" 2>/dev/null
-n=
-while read -t 0 -u 5 && IFS= read -r -t 1 -u 5 l; do n="$n $l"; done
-k=x v=$s
-if [ "$s" -gt 128 ] && [ -n "$n" ]; then
-  case $n in *' Exit '*) ;; *) k=s v=$((s - 128)) ;; esac
-fi
-printf '\000cmux-status:%s%d\n' "$k" "$v" >&3
-exit "$s"
-"#;
-
-/// The command line sent to the host (run by the user's login shell).
-/// `kill_group_on_exit`: the wrapper kills what the command leaves running.
-pub(crate) fn remote_command(script: &str, kill_group_on_exit: bool) -> String {
-    format!(
-        "exec bash --norc --noprofile -c {} cmux {} {}",
-        quote::quote(WRAPPER),
-        quote::quote(script),
-        if kill_group_on_exit { "k" } else { "-" }
-    )
+/// The script the job runs: the working directory, then the command. The variables
+/// are exported by the wrapper (the request's own come on stdin), see
+/// [`crate::wrapper`].
+fn job_script(req: &ExecRequest) -> Result<String> {
+    req.validate()?;
+    let mut s = String::new();
+    if let Some(cwd) = &req.cwd {
+        s.push_str(&format!("cd {} || exit 126\n", quote_path(cwd)));
+    }
+    s.push_str(&req.command.to_script()?);
+    s.push('\n');
+    Ok(s)
 }
 
 pub(crate) enum OpenError {
@@ -117,8 +76,9 @@ pub(crate) async fn open(
                 host: state.host.clone(),
                 message: format!(
                     "the host kept refusing new channels for {}s ({err}); its sshd MaxSessions may be below 10, \
-                     or too many cmux processes share it: retry later",
-                    OPEN_RETRY_FOR.as_secs()
+                     or too many cmux processes share it: retry later ({})",
+                    OPEN_RETRY_FOR.as_secs(),
+                    cmux_core::error::NOTHING_RAN
                 ),
             }));
         }
@@ -129,20 +89,44 @@ pub(crate) async fn open(
     }
 }
 
-/// Opens a gated channel, replacing a dead master once.
+/// A channel for a command, or why none was waited for to the end.
+enum Opened {
+    /// The channel, its gate permit, and the command started on it.
+    Channel(
+        Box<(
+            Arc<Conn>,
+            tokio::sync::OwnedSemaphorePermit,
+            openssh::Child<Arc<Session>>,
+        )>,
+    ),
+    /// The request's timeout or cancellation came first: nothing ran.
+    Stopped(ExitStatus),
+}
+
+/// Opens a gated channel, replacing a dead master once. The wait for a connection and
+/// a free channel counts against the request's timeout and honours its cancellation.
 async fn open_gated(
     state: &Arc<HostState>,
-    command: &str,
+    command: &(dyn Fn(&Conn) -> String + Sync),
     stdin: bool,
-) -> Result<(
-    Arc<Conn>,
-    tokio::sync::OwnedSemaphorePermit,
-    openssh::Child<Arc<Session>>,
-)> {
+    req: &ExecRequest,
+) -> Result<Opened> {
+    let deadline = req.timeout.map(|t| tokio::time::Instant::now() + t);
+    let cancel = req.cancel.clone().unwrap_or_default();
     for _ in 0..3 {
-        let (conn, permit) = state.exec_channel().await?;
-        match open(state, &conn, command, stdin).await {
-            Ok(child) => return Ok((conn, permit, child)),
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (conn, permit) = tokio::select! {
+            channel = state.exec_channel() => channel?,
+            () = sleep => return Ok(Opened::Stopped(ExitStatus::TimedOut)),
+            () = cancel.cancelled() => return Ok(Opened::Stopped(ExitStatus::Cancelled)),
+        };
+        match open(state, &conn, &command(&conn), stdin).await {
+            Ok(child) => return Ok(Opened::Channel(Box::new((conn, permit, child)))),
             Err(OpenError::Fatal(e)) => return Err(e),
             Err(OpenError::Dead) => continue,
         }
@@ -150,19 +134,93 @@ async fn open_gated(
     Err(Error::Connection {
         host: state.host.clone(),
         message: format!(
-            "the ssh connection keeps dying right after it is made; try `{}` by hand",
-            state.manual_ssh()
+            "the ssh connection keeps dying right after it is made; try `{}` by hand ({})",
+            state.manual_ssh(),
+            cmux_core::error::NOTHING_RAN
         ),
     })
 }
 
-pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Process> {
-    let script = req.to_shell_script()?;
-    let command = remote_command(&script, req.kill_group_on_exit);
-    let piped = !matches!(req.stdin, Stdin::Null);
-    let (conn, permit, mut child) = open_gated(state, &command, piped).await?;
+/// A command stopped before it started (its timeout or cancellation came while it
+/// waited for a connection or a free channel): it reports that status, and says why
+/// on stderr.
+fn stopped_before_start(state: &HostState, status: ExitStatus, req: &ExecRequest) -> Process {
+    let note = format!(
+        "cmux: {status} while waiting for a free channel to {} (at most {} commands run at once per connection); \
+         the command did not start\n",
+        state.host, state.opts.channels_per_connection
+    );
+    let stderr = Box::pin(std::io::Cursor::new(note.into_bytes())) as BoxRead;
+    Process::new(
+        state.host.clone(),
+        None,
+        Some(Box::pin(tokio::io::empty()) as BoxRead),
+        Some(stderr),
+        Box::new(NotStarted(status)),
+        req,
+    )
+}
 
-    let stdin = child.stdin().take().map(|s| Box::pin(s) as BoxWrite);
+/// The control of a command that never started.
+struct NotStarted(ExitStatus);
+
+#[async_trait]
+impl ProcessControl for NotStarted {
+    async fn wait(&mut self) -> Result<ExitStatus> {
+        Ok(self.0)
+    }
+
+    async fn kill(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How a command ended, as the waiter task publishes it.
+#[derive(Clone, Debug)]
+enum Outcome {
+    /// The wrapper's status, confirmed by the channel when it could be.
+    Status(ExitStatus),
+    /// The connection broke: the message for [`Error::Connection`].
+    Lost(String),
+    /// No trustworthy status: the message for [`Error::Backend`].
+    NoStatus(String),
+}
+
+pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Process> {
+    let script = job_script(&req)?;
+    let env_on_stdin = !req.env.is_empty();
+    let piped = env_on_stdin || !matches!(req.stdin, Stdin::Null);
+    let asked = tokio::time::Instant::now();
+    let kill_on_exit = req.kill_group_on_exit;
+    let command = |conn: &Conn| {
+        wrapper::remote_command(&script, env_on_stdin, &conn.login_key, kill_on_exit)
+    };
+    let (conn, permit, mut child) = match open_gated(state, &command, piped, &req).await? {
+        Opened::Channel(opened) => *opened,
+        Opened::Stopped(status) => return Ok(stopped_before_start(state, status, &req)),
+    };
+    let mut req = req;
+    // The timeout covers the wait for a channel too: what is left of it.
+    if let Some(t) = req.timeout {
+        req.timeout = Some(t.saturating_sub(asked.elapsed()));
+    }
+
+    let mut stdin = child.stdin().take();
+    if env_on_stdin {
+        if let Some(pipe) = stdin.as_mut() {
+            // The values travel inside the encrypted channel, read by the wrapper
+            // before the command starts (never on the host's command line).
+            pipe.write_all(&wrapper::env_header(&req.env))
+                .await
+                .map_err(|e| Error::Connection {
+                    host: state.host.clone(),
+                    message: format!(
+                        "cannot send the command's environment over the channel: {e}; the command did not start"
+                    ),
+                })?;
+        }
+    }
+    let stdin = stdin.map(|s| Box::pin(s) as BoxWrite);
     let (out_eof_tx, out_eof_rx) = tokio::sync::oneshot::channel();
     let stdout = child.stdout().take().map(|s| {
         Box::pin(EofNotify {
@@ -182,37 +240,17 @@ pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Pr
     {
         let state = state.clone();
         let conn = conn.clone();
+        let pgid = pgid_rx.clone();
         tokio::spawn(async move {
             // The permit is the channel: released when the mux session ends.
             let _permit = permit;
-            let mut err_eof = err_eof_rx;
-            let mut marker_rx = marker_rx;
-            // The status comes from the marker, written just before the wrapper exits
-            // and published before stderr's end of file; without one (connection lost,
-            // bash missing), from the mux exit message.
-            let stderr_ended = tokio::select! {
-                biased;
-                _ = marker_rx.wait_for(Option::is_some) => false,
-                _ = &mut err_eof => true,
+            let streams = Streams {
+                marker: marker_rx,
+                pgid,
+                out_eof: out_eof_rx,
+                err_eof: err_eof_rx,
             };
-            let marker = *marker_rx.borrow();
-            match marker {
-                Some(status) => {
-                    let _ = result_tx.send(Some(Ok(status)));
-                    // Keep the mux session until the master flushed every byte of
-                    // stdout and stderr: closing it earlier drops what it buffers.
-                    let _ = out_eof_rx.await;
-                    if !stderr_ended {
-                        let _ = err_eof.await;
-                    }
-                    let _ = child.wait().await;
-                }
-                None => {
-                    let result = child.wait().await;
-                    let status = exit_status(&state, &conn, result).await;
-                    let _ = result_tx.send(Some(status));
-                }
-            }
+            settle(&state, &conn, child, streams, &result_tx).await;
         });
     }
     let control = SshControl {
@@ -231,33 +269,154 @@ pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Pr
     ))
 }
 
-/// The status from the mux exit message, when the wrapper's marker never came (bash
-/// missing, connection lost).
-async fn exit_status(
+/// Waits for the command's end and works out how it ended (see the crate docs): the
+/// wrapper's status marker, confirmed by the channel's exit code once both streams
+/// ended. When the streams stay open past [`CONFIRM_WITHIN`] after the marker (a
+/// background process holds them), the marker is published through `early` at once,
+/// and the session is kept until the streams end (closing it earlier makes the master
+/// drop output it still buffers).
+async fn settle(
+    state: &Arc<HostState>,
+    conn: &Arc<Conn>,
+    child: openssh::Child<Arc<Session>>,
+    streams: Streams,
+    result: &watch::Sender<Option<Outcome>>,
+) {
+    let Streams {
+        mut marker,
+        pgid,
+        mut out_eof,
+        mut err_eof,
+    } = streams;
+    let publish = |o: Outcome| {
+        let _ = result.send(Some(o));
+    };
+    let stderr_ended = tokio::select! {
+        biased;
+        _ = marker.wait_for(Option::is_some) => None,
+        login_noise = &mut err_eof => Some(login_noise.unwrap_or_default()),
+    };
+    let status = *marker.borrow();
+    let Some(status) = status else {
+        // Stderr ended without the status: the channel's exit says why.
+        let _ = tokio::time::timeout(CONFIRM_WITHIN, &mut out_eof).await;
+        let login_noise = match stderr_ended {
+            Some(noise) => noise,
+            // The marker's sender went away first: stderr's end comes next.
+            None => err_eof.await.unwrap_or_default(),
+        };
+        let started = pgid.borrow().is_some();
+        let exit = child.wait().await;
+        publish(no_status(state, conn, started, &login_noise, exit).await);
+        return;
+    };
+    let stderr_ended = stderr_ended.is_some();
+    let drained = async {
+        let _ = (&mut out_eof).await;
+        if !stderr_ended {
+            let _ = (&mut err_eof).await;
+        }
+    };
+    tokio::pin!(drained);
+    if tokio::time::timeout(CONFIRM_WITHIN, &mut drained)
+        .await
+        .is_err()
+    {
+        publish(Outcome::Status(status));
+        drained.await;
+        let exit = child.wait().await;
+        if let Outcome::NoStatus(m) = confirm(status, exit) {
+            tracing::warn!(host = %state.host, "{m}");
+        }
+        return;
+    }
+    publish(confirm(status, child.wait().await));
+}
+
+/// What the waiter watches: the markers found on stderr and the ends of both streams.
+struct Streams {
+    marker: watch::Receiver<Option<ExitStatus>>,
+    pgid: watch::Receiver<Option<i32>>,
+    out_eof: tokio::sync::oneshot::Receiver<()>,
+    /// Stderr's end, with what the login shell printed before the wrapper started.
+    err_eof: tokio::sync::oneshot::Receiver<Vec<u8>>,
+}
+
+/// The exit code a mux exit message carried (`None`: no code, the wrapper died).
+fn exit_code(
+    result: &std::result::Result<std::process::ExitStatus, openssh::Error>,
+) -> Option<i32> {
+    match result {
+        Ok(status) => status.code(),
+        // openssh reports exit code 127 as an error.
+        Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => Some(127),
+        Err(_) => None,
+    }
+}
+
+/// The wrapper's `status`, checked against the channel's own exit code.
+fn confirm(
+    status: ExitStatus,
+    exit: std::result::Result<std::process::ExitStatus, openssh::Error>,
+) -> Outcome {
+    let expected = wrapper::expected_exit_code(status).and_then(|c| i32::try_from(c).ok());
+    match exit_code(&exit) {
+        Some(code) if Some(code) == expected => Outcome::Status(status),
+        Some(code) => Outcome::NoStatus(format!(
+            "the command's status is inconsistent: cmux's wrapper reported {status} but the channel ended with \
+             exit code {code}; the result cannot be trusted: check the command's effects before repeating it"
+        )),
+        // No exit message (the connection dropped right after the marker): the marker,
+        // which only the wrapper can write, is the status.
+        None => Outcome::Status(status),
+    }
+}
+
+/// Why the status marker never came, from the channel's exit.
+async fn no_status(
     state: &HostState,
     conn: &Arc<Conn>,
-    result: std::result::Result<std::process::ExitStatus, openssh::Error>,
-) -> std::result::Result<ExitStatus, String> {
-    match result {
-        Ok(status) => Ok(ExitStatus::Exited(status.code().unwrap_or(-1))),
-        // openssh reports exit code 127 as an error; it is the command's own status.
-        Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(ExitStatus::Exited(127))
-        }
-        Err(e) => {
-            if liveness(&conn.session).await != Liveness::Dead {
-                // The wrapper itself was killed by a signal the protocol does not name.
-                Ok(ExitStatus::Signaled(0))
-            } else {
-                state.mark_dead(conn);
-                Err(format!(
-                    "the connection was lost while the command ran ({e}); the command may still be running on the host. \
-                     Retry once the host is reachable (`{}`)",
-                    state.manual_ssh()
-                ))
-            }
-        }
+    started: bool,
+    login_noise: &[u8],
+    exit: std::result::Result<std::process::ExitStatus, openssh::Error>,
+) -> Outcome {
+    let host = &state.host;
+    let code = exit_code(&exit);
+    if code.is_none() && liveness(&conn.session).await == Liveness::Dead {
+        state.mark_dead(conn);
+        let e = exit.err().map(|e| e.to_string()).unwrap_or_default();
+        return Outcome::Lost(format!(
+            "the connection was lost while the command ran ({e}); the command may still be running on the host. \
+             Retry once the host is reachable (`{}`)",
+            state.manual_ssh()
+        ));
     }
+    let code_text = code.map_or("no exit code".to_owned(), |c| format!("exit code {c}"));
+    if !started {
+        let cause = if code == Some(127) {
+            "Bash may be missing on the host (cmux runs every command with bash: install it), or"
+        } else {
+            "Most likely,"
+        };
+        let said = if login_noise.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " It printed: {:?}.",
+                cmux_core::runtime::tail(&String::from_utf8_lossy(login_noise), 500)
+            )
+        };
+        return Outcome::NoStatus(format!(
+            "the command did not run: the login shell on {host} ended ({code_text}) before cmux's wrapper started.{said} \
+             {cause} the host's shell startup files (~/.bashrc for bash, ~/.zshenv for zsh...) `exit` or `exec` \
+             in non-interactive shells: make them return early when the shell is not interactive, then check with \
+             `ssh {host} true`"
+        ));
+    }
+    Outcome::NoStatus(format!(
+        "the command's status never came back (the channel ended with {code_text}): cmux's wrapper on {host} was \
+         killed, or the command killed it; the command may have run: check its effects before repeating it"
+    ))
 }
 
 /// Stdout that reports when it reached end of file (or was dropped unread).
@@ -296,27 +455,28 @@ impl<R> Drop for EofNotify<R> {
     }
 }
 
-/// Reads the first stderr line (the command's pid, its process group) into `pgid`,
-/// takes the wrapper's status marker out into `marker`, passes everything else on,
-/// and says when stderr reached end of file.
+/// Reads the wrapper's markers out of stderr ([`wrapper::MarkerParser`]): the
+/// command's process group into `pgid`, its status into `marker`; passes the
+/// command's bytes on, and says when stderr reached end of file, with what the login
+/// shell printed before the command (its startup files' noise, kept out of the
+/// command's stderr).
 fn filter_stderr(
     mut stderr: openssh::ChildStderr,
     pgid: watch::Sender<Option<i32>>,
     marker: watch::Sender<Option<ExitStatus>>,
-    eof: tokio::sync::oneshot::Sender<()>,
+    eof: tokio::sync::oneshot::Sender<Vec<u8>>,
 ) -> BoxRead {
     let (mut tx, rx) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
-        let mut pending: Vec<u8> = Vec::new();
+        let mut parser = wrapper::MarkerParser::default();
         let mut reader_gone = false;
         loop {
             let n = match stderr.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            pending.extend_from_slice(&buf[..n]);
-            let taken = take_forwardable(&mut pending);
+            let taken = parser.feed(&buf[..n]);
             if let Some(p) = taken.pgid {
                 let _ = pgid.send(Some(p));
             }
@@ -329,127 +489,27 @@ fn filter_stderr(
                 reader_gone = true;
             }
         }
-        if !pending.is_empty() && !reader_gone {
-            let _ = tx.write_all(&pending).await;
+        let rest = parser.finish();
+        if !rest.is_empty() && !reader_gone {
+            let _ = tx.write_all(&rest).await;
         }
         let _ = tx.shutdown().await;
-        let _ = eof.send(());
+        let login_noise = parser.before_start().to_vec();
+        if !login_noise.is_empty() {
+            tracing::debug!(
+                "the login shell printed on stderr before the command: {:?}",
+                String::from_utf8_lossy(&login_noise)
+            );
+        }
+        let _ = eof.send(login_noise);
     });
     Box::pin(rx)
-}
-
-/// What [`take_forwardable`] found.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Taken {
-    /// Bytes to pass on as the command's stderr.
-    forward: Vec<u8>,
-    /// The command's status, from a status marker.
-    status: Option<ExitStatus>,
-    /// The command's process group, from a pgid marker.
-    pgid: Option<i32>,
-}
-
-/// One of the wrapper's markers at the start of a buffer.
-enum Marker {
-    /// Not a marker: a NUL byte of the command's own output.
-    No,
-    /// Maybe a marker: wait for more bytes.
-    Incomplete,
-    /// A complete marker, `len` bytes long.
-    Status(ExitStatus, usize),
-    /// A complete pgid marker, `len` bytes long.
-    Pgid(i32, usize),
-}
-
-fn marker_at(rest: &[u8]) -> Marker {
-    for (prefix, max_body) in [(STATUS_MARKER, 5), (PGID_MARKER, 10)] {
-        if rest.len() < prefix.len() {
-            if prefix.starts_with(rest) {
-                return Marker::Incomplete;
-            }
-            continue;
-        }
-        if !rest.starts_with(prefix) {
-            continue;
-        }
-        let body = &rest[prefix.len()..];
-        let Some(nl) = body.iter().position(|b| *b == b'\n') else {
-            return if body.len() <= max_body {
-                Marker::Incomplete
-            } else {
-                Marker::No
-            };
-        };
-        if nl > max_body {
-            return Marker::No;
-        }
-        let len = prefix.len() + nl + 1;
-        let Ok(text) = std::str::from_utf8(&body[..nl]) else {
-            return Marker::No;
-        };
-        if prefix == PGID_MARKER {
-            return match text.parse::<i32>() {
-                Ok(p) if p > 1 => Marker::Pgid(p, len),
-                _ => Marker::No,
-            };
-        }
-        let parsed = text.split_at_checked(1).and_then(|(kind, num)| {
-            let n = num.parse::<i32>().ok()?;
-            match kind {
-                "x" => Some(ExitStatus::Exited(n)),
-                "s" => Some(ExitStatus::Signaled(n)),
-                _ => None,
-            }
-        });
-        return match parsed {
-            Some(status) => Marker::Status(status, len),
-            None => Marker::No,
-        };
-    }
-    Marker::No
-}
-
-/// Splits `pending` into bytes safe to forward now and a held-back tail that may be
-/// the start of a marker; removes complete markers (status, pgid), returning what they
-/// say.
-fn take_forwardable(pending: &mut Vec<u8>) -> Taken {
-    let mut taken = Taken {
-        forward: Vec::with_capacity(pending.len()),
-        ..Taken::default()
-    };
-    let mut i = 0;
-    while i < pending.len() {
-        let Some(off) = pending[i..].iter().position(|b| *b == 0) else {
-            taken.forward.extend_from_slice(&pending[i..]);
-            i = pending.len();
-            break;
-        };
-        taken.forward.extend_from_slice(&pending[i..i + off]);
-        i += off;
-        match marker_at(&pending[i..]) {
-            Marker::Incomplete => break,
-            Marker::No => {
-                taken.forward.push(0);
-                i += 1;
-            }
-            Marker::Status(status, len) => {
-                taken.status = Some(status);
-                i += len;
-            }
-            Marker::Pgid(pgid, len) => {
-                taken.pgid = Some(pgid);
-                i += len;
-            }
-        }
-    }
-    pending.drain(..i);
-    taken
 }
 
 struct SshControl {
     state: Arc<HostState>,
     conn: Arc<Conn>,
-    result: watch::Receiver<Option<std::result::Result<ExitStatus, String>>>,
+    result: watch::Receiver<Option<Outcome>>,
     pgid: watch::Receiver<Option<i32>>,
 }
 
@@ -461,9 +521,13 @@ impl ProcessControl for SshControl {
             Err(_) => None,
         };
         match result {
-            Some(Ok(status)) => Ok(status),
-            Some(Err(message)) => Err(Error::Connection {
+            Some(Outcome::Status(status)) => Ok(status),
+            Some(Outcome::Lost(message)) => Err(Error::Connection {
                 host: self.state.host.clone(),
+                message,
+            }),
+            Some(Outcome::NoStatus(message)) => Err(Error::Backend {
+                backend: format!("ssh {}", self.state.host),
                 message,
             }),
             None => Err(Error::backend("ssh", "the command's waiter stopped early")),
@@ -517,60 +581,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn marker_is_stripped_anywhere_and_partial_markers_wait() {
-        let mut p = b"abc\0cmux-status:s15\ndef".to_vec();
-        let t = take_forwardable(&mut p);
-        assert_eq!(t.forward, b"abcdef");
-        assert_eq!(t.status, Some(ExitStatus::Signaled(15)));
-        assert!(p.is_empty());
-
-        let mut p = b"x\0cmux-sta".to_vec();
-        let t = take_forwardable(&mut p);
-        assert_eq!((t.forward.as_slice(), t.status), (&b"x"[..], None));
-        assert_eq!(p, b"\0cmux-sta");
-        p.extend_from_slice(b"tus:x143\n");
-        let t = take_forwardable(&mut p);
-        assert_eq!(
-            (t.forward.as_slice(), t.status),
-            (&b""[..], Some(ExitStatus::Exited(143)))
-        );
-
-        let mut p = b"bin\0ary\0".to_vec();
-        let t = take_forwardable(&mut p);
-        assert_eq!(t.forward, b"bin\0ary");
-        assert_eq!(p, b"\0");
-    }
-
-    #[test]
-    fn pgid_marker_is_found_after_rc_noise_and_stripped() {
-        // The login shell's rc warned first: the pgid still comes through.
-        let mut p = b"pyenv: cannot rehash\n\0cmux-pg".to_vec();
-        let t = take_forwardable(&mut p);
-        assert_eq!(
-            (t.forward.as_slice(), t.pgid),
-            (&b"pyenv: cannot rehash\n"[..], None)
-        );
-        p.extend_from_slice(b"id:4242\nout\0cmux-status:x0\n");
-        let t = take_forwardable(&mut p);
-        assert_eq!(
-            t,
-            Taken {
-                forward: b"out".to_vec(),
-                status: Some(ExitStatus::Exited(0)),
-                pgid: Some(4242),
-            }
-        );
-        // Not a pid: passed through as the command's own bytes.
-        let mut p = b"\0cmux-pgid:abc\n".to_vec();
-        let t = take_forwardable(&mut p);
-        assert_eq!((t.forward, t.pgid), (b"\0cmux-pgid:abc\n".to_vec(), None));
-    }
-
-    #[test]
-    fn remote_command_quotes_the_script_as_one_argument() {
-        let cmd = remote_command("echo 'hi'", false);
-        assert!(cmd.starts_with("exec bash --norc --noprofile -c "));
-        assert!(cmd.ends_with(r#" cmux 'echo '\''hi'\''' -"#), "{cmd}");
-        assert!(remote_command("true", true).ends_with(" cmux true k"));
+    fn job_script_applies_cwd_but_carries_no_variables() {
+        let req = ExecRequest::script("echo hi")
+            .env("SECRET", "s3cr3t value")
+            .cwd(cmux_core::RemotePath::new("~/my dir").expect("path"));
+        let s = job_script(&req).expect("script");
+        assert_eq!(s, "cd ~/'my dir' || exit 126\necho hi\n");
+        assert!(!wrapper::remote_command(&s, true, "", false).contains("s3cr3t"));
     }
 }

@@ -29,8 +29,9 @@
 //! `ps`) unless `/proc` is mounted with `hidepid`. A file an agent writes may hold a
 //! secret (`.env`), and cmux exists to keep agents' work contained; so the default is
 //! the SFTP write (3 round trips, content only inside the encrypted SFTP stream).
-//! `CMUX_SSH_WRITE_VIA=auto` enables it for far hosts (single-user hosts: a VM, a
-//! Coder workspace), `exec` forces it, `sftp` (or unset) keeps SFTP.
+//! [`crate::WriteVia::Auto`] (the CLI's `CMUX_SSH_WRITE_VIA=auto`) enables it for far
+//! hosts (single-user hosts: a VM, a Coder workspace), `Exec` forces it, `Sftp` (the
+//! default) keeps SFTP.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -89,13 +90,13 @@ impl ModeCache {
 }
 
 /// The mode to keep when `abs` should be written through a command, or `None` for the
-/// SFTP way. `CMUX_SSH_WRITE_VIA`: unset or `sftp` keeps SFTP (the default, see the
-/// module docs), `auto` uses the command for far hosts, `exec` forces it.
+/// SFTP way. [`crate::SshOptions::write_via`]: `Sftp` keeps SFTP (the default, see the
+/// module docs), `Auto` uses the command for far hosts, `Exec` forces it.
 pub(crate) fn planned_mode(state: &HostState, abs: &str) -> Option<u32> {
-    let far = match std::env::var("CMUX_SSH_WRITE_VIA").as_deref() {
-        Ok("exec") => true,
-        Ok("auto") => state.min_rtt().is_some_and(|rtt| rtt >= EXEC_WRITE_MIN_RTT),
-        _ => false,
+    let far = match state.opts.write_via {
+        crate::WriteVia::Exec => true,
+        crate::WriteVia::Auto => state.min_rtt().is_some_and(|rtt| rtt >= EXEC_WRITE_MIN_RTT),
+        crate::WriteVia::Sftp => false,
     };
     if !far {
         return None;
@@ -136,10 +137,15 @@ pub(crate) fn command(target: &str, temp: &str, mode: u32, data: &[u8]) -> Optio
     // Arguments are bytes on the wire; the command is built as a String only for
     // the channel API, which takes UTF-8: non-UTF-8 content goes the SFTP way.
     let format = String::from_utf8(format).ok()?;
+    // The temporary file is created with the final mode through the umask, or private
+    // (0600) until the chmod: other users never get to open it while it fills.
     let (umask, chmod) = if mode & 0o7111 == 0 {
         (format!("umask {:04o}; ", !mode & 0o777), String::new())
     } else {
-        (String::new(), format!("chmod {mode:04o} \"$t\" && "))
+        (
+            "umask 0077; ".to_owned(),
+            format!("chmod {mode:04o} \"$t\" && "),
+        )
     };
     Some(format!(
         "t={t}; f={f}; set -C; [ \"$(find \"$f\" -prune -type f -perm {mode:04o})\" = \"$f\" ] && {{ {umask}printf '{format}' >\"$t\"; }} && {chmod}mv -f \"$t\" \"$f\" && exit 0; rm -f \"$t\"; exit 1",
@@ -254,7 +260,7 @@ mod tests {
         assert!(c.contains("f='/a b/f'"), "{c}");
         let c = command("/f", "/.f.t", 0o755, b"").expect("command");
         assert!(c.contains("chmod 0755 \"$t\""), "{c}");
-        assert!(!c.contains("umask"), "{c}");
+        assert!(c.contains("umask 0077; printf"), "{c}");
         assert!(command("/f\n", "/t", 0o644, b"").is_none());
         assert!(command("/f", "/t", 0o644, &vec![b'%'; MAX_INLINE / 2 + 1]).is_none());
         assert!(command("/f", "/t", 0o644, &[0xff]).is_none());

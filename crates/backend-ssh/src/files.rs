@@ -7,7 +7,6 @@
 //! open_read = 1 before the first read.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cmux_core::temp;
@@ -112,10 +111,13 @@ fn map(host: &str, path: &RemotePath, what: &str, e: SftpError) -> Fail {
             host: host.to_owned(),
             path: path.clone(),
         }),
-        SftpError::SftpError(kind, msg) => Fail::Op(Error::Io {
-            host: host.to_owned(),
-            context: format!("{what} {path}"),
-            source: std::io::Error::other(format!("SFTP {kind:?}: {}", msg.get().0)),
+        // No `source` chained: the CLI prints a chain, and it would say this twice.
+        SftpError::SftpError(kind, msg) => Fail::Op(Error::Backend {
+            backend: host.to_owned(),
+            message: format!(
+                "{what} {path}: the SFTP server answered {kind:?} ({:?})",
+                msg.get().0
+            ),
         }),
         other => Fail::Transport(format!(
             "SFTP {what} {path} failed: {other}; the connection may have dropped, retry"
@@ -368,34 +370,33 @@ pub(crate) async fn rename(state: &HostState, from: &RemotePath, to: &RemotePath
     })
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// What a symlink chain ends at: the file a write must replace.
+struct Target {
+    /// Its absolute path, symlinks resolved.
+    path: String,
+    /// Its metadata when it exists (a dangling link's target is created).
+    meta: Option<MetaData>,
+}
 
-/// Follows symlinks from `abs` to the file a write must replace, with the mode of an
-/// existing target (a dangling link's target is created).
-async fn write_target(
-    fs: &mut Fs,
-    host: &str,
-    path: &RemotePath,
-    abs: &str,
-) -> Attempt<(String, Option<u32>)> {
+/// Follows symlinks from `abs` (an lstat found a link there) to the file a write must
+/// replace. Each link's target is resolved against the link's real directory (SFTP
+/// realpath of its parent): `d -> deep/sub` with `deep/sub/f -> ../g` makes `d/f`
+/// mean `deep/g`, not `g` beside `d`.
+async fn write_target(fs: &mut Fs, host: &str, path: &RemotePath, abs: &str) -> Attempt<Target> {
     let mut current = abs.to_owned();
     for _ in 0..40 {
         match fs.symlink_metadata(&current).await {
             Ok(m) if m.file_type().is_some_and(|t| t.is_symlink()) => {
-                let target = fs
-                    .read_link(&current)
-                    .await
-                    .map_err(|e| map(host, path, "reading link", e))?;
+                let (mut a, mut b) = (fs.clone(), fs.clone());
+                let (link, parent) =
+                    tokio::join!(a.read_link(&current), b.canonicalize(parent_of(&current)));
+                let target = link.map_err(|e| map(host, path, "reading link", e))?;
                 let target = target.to_string_lossy().into_owned();
                 current = if target.starts_with('/') {
-                    target
+                    RemotePath::new(target)?.normalize().as_str().to_owned()
                 } else {
-                    let parent = Path::new(&current)
-                        .parent()
-                        .and_then(|p| p.to_str())
-                        .unwrap_or("/")
-                        .to_owned();
-                    RemotePath::new(parent)?
+                    let parent = parent.map_err(|e| map(host, path, "resolving the link of", e))?;
+                    RemotePath::new(parent.to_string_lossy().into_owned())?
                         .join(&target)?
                         .normalize()
                         .as_str()
@@ -409,8 +410,18 @@ async fn write_target(
                     message: "is a directory, not a file".into(),
                 }))
             }
-            Ok(m) => return Ok((current, Some(mode_of(&m)))),
-            Err(e) if is_kind(&e, SftpErrorKind::NoSuchFile) => return Ok((current, None)),
+            Ok(m) => {
+                return Ok(Target {
+                    path: current,
+                    meta: Some(m),
+                })
+            }
+            Err(e) if is_kind(&e, SftpErrorKind::NoSuchFile) => {
+                return Ok(Target {
+                    path: current,
+                    meta: None,
+                })
+            }
             Err(e) => return Err(map(host, path, "writing", e)),
         }
     }
@@ -419,25 +430,118 @@ async fn write_target(
     ))))
 }
 
-fn temp_beside(target: &str, path: &RemotePath) -> Attempt<String> {
-    match target.rsplit_once('/') {
-        Some((dir, name)) if !name.is_empty() => Ok(format!(
-            "{dir}/{}",
-            temp::temp_name(
-                name,
-                std::process::id(),
-                TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-            )
-        )),
+/// The directory part of an absolute path (`/` for `/x`).
+fn parent_of(abs: &str) -> &str {
+    match abs.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((dir, _)) => dir,
+    }
+}
+
+/// The name part of an absolute path.
+fn name_of<'a>(abs: &'a str, path: &RemotePath) -> Attempt<&'a str> {
+    match abs.rsplit_once('/') {
+        Some((_, name)) if !name.is_empty() => Ok(name),
         _ => Err(Fail::Op(Error::invalid(format!("{path}: not a file path")))),
+    }
+}
+
+/// The temporary file of one write: inside a private directory (mode 0700) made
+/// beside the target, so no other user of the host can open it, whatever mode the
+/// server gives new files, while the content is written (see `write`).
+struct Staging {
+    /// The private directory (a [`temp::temp_name`] beside the target).
+    dir: String,
+    /// The temporary file inside it.
+    file_path: String,
+    /// The open temporary file.
+    file: openssh_sftp_client::file::File,
+    /// The owner of the private directory: the remote user (for the ownership check).
+    uid: Option<u32>,
+}
+
+/// Name of the temporary file inside its private directory.
+const STAGED_FILE: &str = "content";
+
+/// Makes a [`Staging`] beside `target` in one round trip (mkdir with mode 0700, the
+/// exclusive open inside it and an lstat of the directory travel together). A taken
+/// name (a leftover) is never touched: another is drawn, up to
+/// [`temp::TEMP_NAME_ATTEMPTS`] times.
+async fn stage(
+    state: &HostState,
+    sftp: &openssh_sftp_client::Sftp,
+    fs: &Fs,
+    path: &RemotePath,
+    target: &str,
+) -> Attempt<Staging> {
+    let host = state.host.as_str();
+    let (dir, name) = (parent_of(target), name_of(target, path)?);
+    let dir = if dir == "/" { "" } else { dir };
+    let mut last_taken = String::new();
+    for _ in 0..temp::TEMP_NAME_ATTEMPTS {
+        let private = format!("{dir}/{}", temp::temp_name(name));
+        let file_path = format!("{private}/{STAGED_FILE}");
+        let mkdir = async {
+            let mut fs = fs.clone();
+            let mut builder = fs.dir_builder();
+            builder.permissions(Permissions::from(0o700));
+            builder.create(&private).await
+        };
+        let open = async {
+            sftp.options()
+                .write(true)
+                .create_new(true)
+                .open(&file_path)
+                .await
+        };
+        let mut lstat_fs = fs.clone();
+        let (made, opened, meta) = tokio::join!(mkdir, open, lstat_fs.symlink_metadata(&private));
+        match (made, opened) {
+            (Ok(()), Ok(file)) => {
+                let uid = meta.ok().and_then(|m| m.uid());
+                return Ok(Staging {
+                    dir: private,
+                    file_path,
+                    file,
+                    uid,
+                });
+            }
+            (Ok(()), Err(e)) => {
+                let _ = fs.clone().remove_dir(&private).await;
+                return Err(map_write(state, fs, path, dir, 0, e).await);
+            }
+            (Err(e), opened) => {
+                if opened.is_ok() {
+                    // Our file in a directory that was already there: not ours to keep.
+                    let _ = fs.clone().remove_file(&file_path).await;
+                }
+                if meta.is_ok() {
+                    tracing::debug!(host, dir = private, "temporary name taken; drawing another");
+                    last_taken = private;
+                    continue;
+                }
+                return Err(map_write(state, fs, path, dir, 0, e).await);
+            }
+        }
+    }
+    Err(Fail::Op(temp::leftover_error(host, &last_taken)))
+}
+
+impl Staging {
+    /// Removes the temporary file and its directory (requests sent together).
+    async fn discard(self, fs: &Fs) {
+        drop(self.file);
+        let (mut a, mut b) = (fs.clone(), fs.clone());
+        let _ = tokio::join!(a.remove_file(&self.file_path), b.remove_dir(&self.dir));
     }
 }
 
 /// Removes the stale cmux temporary files of `dir` (the rule of `cmux_core::temp`:
 /// left by a killed writer, untouched for 10 minutes), at most once per directory per
-/// 10 minutes per runtime. Best effort: never fails the write. Runs beside the write
-/// (its requests travel with the write's), so it adds no round trip to a write of
-/// three unless stale files are found.
+/// 10 minutes per runtime. A private staging directory is stale when its content is.
+/// Best effort: never fails the write. Runs beside the write (its requests travel
+/// with the write's), so it adds no round trip to a write of three unless stale files
+/// are found.
 async fn sweep_stale_temps(state: &HostState, sftp: &openssh_sftp_client::Sftp, dir: &str) {
     if !state.sweeper.due(dir) {
         return;
@@ -450,51 +554,92 @@ async fn sweep_stale_temps(state: &HostState, sftp: &openssh_sftp_client::Sftp, 
         return;
     };
     let now = temp::now_unix();
-    let mut stale = Vec::new();
+    let stale_at = |meta: &MetaData| {
+        meta.modified()
+            .map(|t| i64::try_from(t.as_duration().as_secs()).unwrap_or(i64::MAX))
+            .is_some_and(|m| temp::is_stale(m, now))
+    };
+    let mut stale_files = Vec::new();
+    let mut stale_dirs = Vec::new();
     for entry in entries {
         let name = entry.filename().to_string_lossy().into_owned();
         if !temp::is_temp_name(&name) {
             continue;
         }
         let meta = entry.metadata();
-        let is_file = meta.file_type().is_some_and(|t| t.is_file());
-        let modified = meta
-            .modified()
-            .map(|t| i64::try_from(t.as_duration().as_secs()).unwrap_or(i64::MAX));
-        if is_file && modified.is_some_and(|m| temp::is_stale(m, now)) {
-            stale.push(format!("{dir}/{name}"));
+        let kind = meta.file_type();
+        if kind.is_some_and(|t| t.is_file()) && stale_at(&meta) {
+            stale_files.push(format!("{dir}/{name}"));
+        } else if kind.is_some_and(|t| t.is_dir()) {
+            stale_dirs.push(format!("{dir}/{name}"));
         }
     }
-    let removals = stale
+    // A staging directory: stale when its temporary file is (a live writer keeps
+    // touching it), or when it is empty and old.
+    let checks = stale_dirs
         .iter()
-        .map(|file| {
+        .map(|d| {
             let mut fs = fs.clone();
             async move {
-                tracing::debug!(file = %file, "removing a stale temporary file");
-                let _ = fs.remove_file(file).await;
+                let inner = format!("{d}/{STAGED_FILE}");
+                match fs.symlink_metadata(&inner).await {
+                    Ok(m) if stale_at(&m) => Some((Some(inner), d.clone())),
+                    Ok(_) => None,
+                    Err(_) => match fs.symlink_metadata(d).await {
+                        Ok(m) if stale_at(&m) => Some((None, d.clone())),
+                        _ => None,
+                    },
+                }
+            }
+        })
+        .collect();
+    let stale_dirs: Vec<(Option<String>, String)> = crate::pipeline::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let removals = stale_files
+        .iter()
+        .map(|file| (Some(file.clone()), None))
+        .chain(stale_dirs.into_iter().map(|(f, d)| (f, Some(d))))
+        .map(|(file, dir)| {
+            let mut fs = fs.clone();
+            async move {
+                tracing::debug!(file = ?file, dir = ?dir, "removing a stale temporary file");
+                if let Some(file) = file {
+                    let _ = fs.remove_file(&file).await;
+                }
+                if let Some(dir) = dir {
+                    let _ = fs.remove_dir(&dir).await;
+                }
             }
         })
         .collect();
     crate::pipeline::join_all(removals).await;
 }
 
-/// Round trips: 3. (1) the lstat of the target and the creation of the temporary
-/// file beside it; (2) the writes and the mode change; (3) the rename, sent only once
-/// every write succeeded. A symlink costs more (it is resolved first).
+/// Round trips: 3. (1) the lstat of the target, and the private staging directory
+/// with the temporary file in it ([`stage`]); (2) the writes and the mode change;
+/// (3) the rename, sent only once every write succeeded, with the removal of the
+/// staging directory. A symlink costs more (it is resolved first).
+///
+/// The content is never readable by another user of the host, even for an instant:
+/// the temporary file is created inside a directory of mode 0700, and gets the
+/// target's mode before it is renamed out of it.
 ///
 /// When the host is far (see [`crate::exec_write`]), one command instead: 2 round
 /// trips.
 pub(crate) async fn write(state: &Arc<HostState>, path: &RemotePath, data: &[u8]) -> Result<()> {
-    let host = state.host.as_str();
     with_sftp!(state.as_ref(), |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
         let sftp = state.sftp(&conn).await?;
-        let dir = abs.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+        let dir = parent_of(&abs).to_owned();
         if let Some(mode) = crate::exec_write::planned_mode(state, &abs) {
-            let temp = temp_beside(&abs, path)?;
+            let name = name_of(&abs, path)?;
+            let temp = format!("{dir}/{}", temp::temp_name(name));
             if let Some(command) = crate::exec_write::command(&abs, &temp, mode, data) {
                 let (_, written) = tokio::join!(
-                    sweep_stale_temps(state, &sftp, dir),
+                    sweep_stale_temps(state, &sftp, &dir),
                     crate::exec_write::run(state, &command)
                 );
                 if written {
@@ -504,57 +649,67 @@ pub(crate) async fn write(state: &Arc<HostState>, path: &RemotePath, data: &[u8]
             }
         }
         let (_, written) = tokio::join!(
-            sweep_stale_temps(state, &sftp, dir),
-            write_attempt(state, &sftp, fs, host, path, &abs, data)
+            sweep_stale_temps(state, &sftp, &dir),
+            write_attempt(state, &conn, &sftp, fs, path, &abs, data)
         );
         written
     })
 }
 
+/// Refuses to replace `meta`'s file unless the remote user owns it and its owner may
+/// write it (the contract of `Runtime::write_file`: a rename needs only the
+/// directory's permission, so it would quietly replace a read-only file, or take
+/// another user's). `me`: the remote uid, when known.
+fn check_replaceable(host: &str, target: &str, meta: &MetaData, me: Option<u32>) -> Attempt<()> {
+    let mode = mode_of(meta);
+    let reason = match (meta.uid(), me) {
+        (Some(owner), Some(me)) if owner != me => {
+            format!("belongs to another user (uid {owner}), not to you (uid {me})")
+        }
+        _ if mode & 0o200 == 0 => format!("is read-only (mode {mode:04o})"),
+        _ => return Ok(()),
+    };
+    Err(Fail::Op(Error::NotWritable {
+        host: host.to_owned(),
+        path: RemotePath::new(target)?,
+        reason,
+    }))
+}
+
 async fn write_attempt(
     state: &HostState,
+    conn: &Conn,
     sftp: &Arc<openssh_sftp_client::Sftp>,
     mut fs: Fs,
-    host: &str,
     path: &RemotePath,
     abs: &str,
     data: &[u8],
 ) -> Attempt<()> {
-    let open_temp = |temp: String| {
-        let sftp = sftp.clone();
-        async move {
-            sftp.options()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .await
-        }
-    };
-    // The lstat of the target and the creation of the temp file beside it travel
-    // together. A symlink (rare) is resolved first and the temp file made beside its
-    // target instead.
-    let temp = temp_beside(abs, path)?;
+    let host = state.host.as_str();
+    // The lstat of the target and the staging beside it travel together. A symlink
+    // (rare) is resolved first and the staging made beside its target instead.
     let started = std::time::Instant::now();
-    let (lstat, opened) = tokio::join!(fs.symlink_metadata(abs), open_temp(temp.clone()));
+    let mut lstat_fs = fs.clone();
+    let (lstat, staged) = tokio::join!(
+        lstat_fs.symlink_metadata(abs),
+        stage(state, sftp, &fs, path, abs)
+    );
     state.note_rtt(started.elapsed());
-    let (target, mode, temp, opened) = match lstat {
+    let (target, meta, staged) = match lstat {
         Ok(m) if m.file_type().is_some_and(|t| t.is_symlink()) => {
             state.modes.note_not_a_file(abs);
-            if let Ok(file) = opened {
-                drop(file);
-                let _ = fs.remove_file(&temp).await;
+            if let Ok(staged) = staged {
+                staged.discard(&fs).await;
             }
-            let (target, mode) = write_target(&mut fs, host, path, abs).await?;
-            if let Some((dir, _)) = target.rsplit_once('/') {
-                sweep_stale_temps(state, sftp, dir).await;
-            }
-            let temp = temp_beside(&target, path)?;
-            let opened = open_temp(temp.clone()).await;
-            (target, mode, temp, opened)
+            let target = write_target(&mut fs, host, path, abs).await?;
+            let target_dir = parent_of(&target.path).to_owned();
+            sweep_stale_temps(state, sftp, &target_dir).await;
+            let staged = stage(state, sftp, &fs, path, &target.path).await;
+            (target.path, target.meta, staged)
         }
         Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => {
-            if opened.is_ok() {
-                let _ = fs.remove_file(&temp).await;
+            if let Ok(staged) = staged {
+                staged.discard(&fs).await;
             }
             return Err(Fail::Op(Error::WrongKind {
                 host: host.to_owned(),
@@ -566,17 +721,42 @@ async fn write_attempt(
             if m.file_type().is_some_and(|t| t.is_file()) {
                 state.modes.note(abs, mode_of(&m), true);
             }
-            (abs.to_owned(), Some(mode_of(&m)), temp, opened)
+            (abs.to_owned(), Some(m), staged)
         }
-        Err(e) if is_kind(&e, SftpErrorKind::NoSuchFile) => (abs.to_owned(), None, temp, opened),
+        Err(e) if is_kind(&e, SftpErrorKind::NoSuchFile) => (abs.to_owned(), None, staged),
         Err(e) => {
-            if opened.is_ok() {
-                let _ = fs.remove_file(&temp).await;
+            if let Ok(staged) = staged {
+                staged.discard(&fs).await;
             }
             return Err(map(host, path, "writing", e));
         }
     };
-    let file = opened.map_err(|e| map(host, path, "writing", e))?;
+    if let Ok(Staging { uid: Some(uid), .. }) = &staged {
+        let _ = conn.uid.set(*uid);
+    }
+    // The target is checked before the staging's own failure is reported: writing
+    // `/proc/version` is refused for what it is, not for the directory around it.
+    if let Some(meta) = &meta {
+        let refused = if !meta.file_type().is_some_and(|t| t.is_file()) {
+            Err(Fail::Op(Error::WrongKind {
+                host: host.to_owned(),
+                path: path.clone(),
+                message: "is not a regular file (a device, fifo or socket): cmux writes regular files only"
+                    .into(),
+            }))
+        } else {
+            check_replaceable(host, &target, meta, conn.uid.get().copied())
+        };
+        if let Err(refused) = refused {
+            if let Ok(staged) = staged {
+                staged.discard(&fs).await;
+            }
+            return Err(refused);
+        }
+    }
+    let staged = staged?;
+    let mode = meta.as_ref().map(mode_of);
+    let file = staged.file.clone();
     let result: std::result::Result<(), SftpError> = async {
         // The writes and the mode change travel together; the rename is sent only
         // once every one of them succeeded (the server would run a rename queued
@@ -593,17 +773,66 @@ async fn write_attempt(
         let (written, moded) = tokio::join!(crate::pipeline::write_all(&file, data), keep_mode);
         written?;
         moded?;
-        // The close leaves now, ahead of the rename, without waiting for its answer
-        // (on a local file system close cannot fail once the writes succeeded).
-        drop(file);
-        fs.rename(&temp, &target).await
+        Ok(())
     }
     .await;
+    drop(file);
+    let staged_dir = staged.dir.clone();
+    let staged_file = staged.file_path.clone();
     if let Err(e) = result {
-        let _ = fs.remove_file(&temp).await;
-        return Err(map(host, path, "writing", e));
+        // Looked at before the discard frees the space the write took.
+        let failed = map_write(state, &fs, path, parent_of(&target), data.len(), e).await;
+        staged.discard(&fs).await;
+        return Err(failed);
+    }
+    // The close leaves now, ahead of the rename, without waiting for its answer (on a
+    // local file system close cannot fail once the writes succeeded); the staging
+    // directory's removal follows the rename in the same round trip.
+    drop(staged.file);
+    let (mut a, mut b) = (fs.clone(), fs.clone());
+    let (renamed, _) = tokio::join!(a.rename(&staged_file, &target), b.remove_dir(&staged_dir));
+    if let Err(e) = renamed {
+        let (mut a, mut b) = (fs.clone(), fs.clone());
+        let _ = a.remove_file(&staged_file).await;
+        let _ = b.remove_dir(&staged_dir).await;
+        return Err(map_write(state, &fs, path, parent_of(&target), 0, e).await);
     }
     Ok(())
+}
+
+/// Maps a failed write request: a bare `SSH_FX_FAILURE` is checked against the free
+/// space of `dir` (`statvfs@openssh.com`), since sftp-server reports a full disk that
+/// way (`needed`: the bytes the write needed, 0 when unknown).
+async fn map_write(
+    state: &HostState,
+    fs: &Fs,
+    path: &RemotePath,
+    dir: &str,
+    needed: usize,
+    e: SftpError,
+) -> Fail {
+    let host = state.host.as_str();
+    if is_kind(&e, SftpErrorKind::Failure) {
+        if let Ok(v) = fs
+            .clone()
+            .statvfs(if dir.is_empty() { "/" } else { dir })
+            .await
+        {
+            let free = v.bavail.saturating_mul(v.frsize.max(1));
+            if v.bavail == 0 || free < needed as u64 || (v.favail == 0 && v.files > 0) {
+                return Fail::Op(Error::Backend {
+                    backend: host.to_owned(),
+                    message: format!(
+                        "{path}: no space left on the host ({} of {dir:?}: {free} bytes free{}); nothing was \
+                         replaced: free some space on the host and retry",
+                        "the file system",
+                        if v.favail == 0 && v.files > 0 { ", no free inodes" } else { "" }
+                    ),
+                });
+            }
+        }
+    }
+    map(host, path, "writing", e)
 }
 
 /// Streams a file over SFTP (open and stat together: one round trip, then reads as
@@ -622,6 +851,70 @@ pub(crate) async fn open_read(state: &HostState, path: &RemotePath) -> Result<Bo
             }));
         }
         let file = opened.map_err(|e| map(host, path, "opening", e))?;
-        Ok(Box::pin(TokioCompatFile::new(file)) as BoxRead)
+        Ok(Box::pin(Stream {
+            inner: Box::pin(TokioCompatFile::new(file)),
+            host: host.to_owned(),
+            path: path.clone(),
+        }) as BoxRead)
     })
+}
+
+/// A streamed SFTP read whose transport failures (the connection or the SFTP channel
+/// broke mid-stream) carry an [`Error::Connection`] as their source, so a caller sees a
+/// connection error (the CLI's exit 255), not the client library's "Background task
+/// failed".
+struct Stream<R> {
+    inner: R,
+    host: String,
+    path: RemotePath,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stream<R> {
+    // `R` is a pinned box: the SFTP file is not `Unpin`.
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        match poll {
+            std::task::Poll::Ready(Err(e)) => {
+                let said_by_server = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<SftpError>())
+                    .is_some_and(|sftp| matches!(sftp, SftpError::SftpError(..)));
+                if said_by_server {
+                    return std::task::Poll::Ready(Err(e));
+                }
+                let broken = Broken(Error::Connection {
+                    host: self.host.clone(),
+                    message: format!(
+                        "the connection broke while reading {} ({e}); retry once the host is reachable",
+                        self.path
+                    ),
+                });
+                std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    broken,
+                )))
+            }
+            other => other,
+        }
+    }
+}
+
+/// The I/O error of a broken stream; its source is the connection error.
+#[derive(Debug)]
+struct Broken(Error);
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the SFTP stream broke")
+    }
+}
+
+impl std::error::Error for Broken {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }

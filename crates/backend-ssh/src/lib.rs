@@ -17,7 +17,9 @@
 //!
 //! - **Configuration is OpenSSH's**: the host is passed to the system `ssh` as written
 //!   (alias, `user@host`, hostname), so `~/.ssh/config`, `Include`, `ProxyJump`,
-//!   `ProxyCommand`, keys and the agent behave as in a terminal.
+//!   `ProxyCommand`, keys and the agent behave as in a terminal. A port or user written
+//!   with the host becomes ssh's `-p`/`-l`: `host:port`, `user@host:port`,
+//!   `[::1]:2222` (a bare `::1` is an address), `ssh://[user@]host[:port]`.
 //!   [`SshOptions::config_file`] is `ssh -F`.
 //! - **Forced safety options** on every master, placed on the command line so they win
 //!   over any config file: `ForwardAgent=no`, `ForwardX11=no`,
@@ -27,11 +29,15 @@
 //!   host: with native mux the session request carries no environment at all, so a
 //!   `SendEnv` in the user's config has nothing to send (`SetEnv` literals from the
 //!   config still apply: they are the user's explicit choice, not local state).
-//! - **Control sockets**: `<control dir>/<16 hex of a hash of host+config>-<slot>`,
-//!   the control dir being `$CMUX_HOME/ssh` (default `~/.cmux/ssh`), mode 0700. When
-//!   that path would leave a socket path above 86 bytes (OpenSSH adds a 17-byte
-//!   temporary suffix and macOS allows 104), the dir is `/tmp/cmux-ssh-<uid>` instead
-//!   (created 0700, refused unless owned by us and not a symlink). Masters persist
+//! - **Control sockets**: `<control dir>/<16 hex of a hash of host+config>-<slot>`.
+//!   The control dir is [`SshOptions::control_dir`] (the CLI passes
+//!   `$CMUX_HOME/ssh`), created with mode 0700. Without one, or when it would leave a
+//!   socket path above 86 bytes (OpenSSH adds a 17-byte temporary suffix and macOS
+//!   allows 104), it is `/tmp/cmux-ssh-<uid>`: created 0700, and an existing one is
+//!   used only when it is a real directory owned by the user with mode 0700 (never
+//!   repaired: what was planted while it was open would stay). Every file cmux opens
+//!   there (logs, locks, the backoff file) is opened with `O_NOFOLLOW`, mode 0600.
+//!   The crate reads no environment variable. Masters persist
 //!   [`SshOptions::control_persist`] idle (10 min by default), so later CLI calls attach
 //!   to them with no handshake; an attached socket is checked (a local mux alive check)
 //!   once per process, and a dead one is replaced when an operation finds it dead.
@@ -58,7 +64,8 @@
 //!   server would run a rename queued behind a failed write and tear the target).
 //!   The sweep of stale temp files (once per directory per 10 min) runs beside the
 //!   write.
-//! - **Writes to a far host, opt-in** (`CMUX_SSH_WRITE_VIA=auto`; off by default
+//! - **Writes to a far host, opt-in** ([`WriteVia::Auto`], `CMUX_SSH_WRITE_VIA=auto`
+//!   in the CLI; off by default
 //!   because the content would appear in the host's process list, readable by other
 //!   users of the host: see `exec_write`. When on: shortest SFTP round trip seen
 //!   ≥ 10 ms, and the file's mode known from an earlier read, stat or write): one
@@ -76,18 +83,34 @@
 //!   host's process starts (sshd's fork, the login shell, `find`/`mv` or the
 //!   wrapper's bash) or the 1 MiB transfer itself.
 //! - **Commands**: the login shell execs a small bash wrapper (`--norc`: the login
-//!   shell already read `~/.bashrc`) that runs `bash -c <script>` as a job (`set -m`),
-//!   so the command is its own process group. The command prints its pid (= group)
-//!   on stderr as a marker (`\0cmux-pgid:<pid>`, found wherever it comes: the login
-//!   shell's rc may print first), stripped locally; a timeout or cancel runs
-//!   `kill -KILL -- -<pgid>` on the host over a spare channel.
+//!   shell already read `~/.bashrc`; see `wrapper`) that takes the login environment
+//!   (`/etc/profile`, then `~/.bash_profile`, `~/.bash_login` or `~/.profile`, sourced
+//!   in a subshell with their output discarded), exports the non-interactive
+//!   variables, and runs `bash -c <script>` as a job (`set -m`), so the command is its
+//!   own process group. The request's variables travel on stdin ahead of the
+//!   command's input (never on a command line: `ps` shows those to every user of the
+//!   host); requests without variables and without stdin send nothing on stdin, so
+//!   they cost no extra round trip. A timeout or cancel runs `kill -KILL -- -<pgid>`
+//!   on the host over a spare channel; the request's timeout and cancellation also
+//!   cover the wait for a connection and a free channel (the command then reports
+//!   `TimedOut`/`Cancelled` and did not start).
+//! - **Markers**: the wrapper draws a 128-bit nonce on the host (`$SRANDOM`, from
+//!   `getrandom`, or `/dev/urandom`), writes `\0cmux-start:<nonce>:<pgid>` on stderr
+//!   before the command may start, and `\0cmux-status:<nonce>:x<code>` (or
+//!   `s<signal>`) as its last act. The command can print but not read its stderr, and
+//!   the nonce is in no argument, variable or file: a marker the command prints is its
+//!   own output, whatever it says. The status is checked against the channel's exit
+//!   code once both streams ended; when a background process keeps them open for
+//!   0.5 s after the marker, the marker alone is used.
 //! - **Exit status**: the mux protocol carries an exit code but no signal number, and
-//!   ssh's own 255 would be ambiguous, so the wrapper reports how the command ended
-//!   (`Exited(n)` or `Signaled(n)`, told apart by bash's job notice) as a marker at the
-//!   end of stderr, stripped locally. A command exiting 255 is `Exited(255)`; a
-//!   connection lost while it runs is [`Error::Connection`]. The mux session stays
-//!   open until stdout and stderr are drained (closing it earlier makes the master drop
-//!   output it still buffers).
+//!   ssh's own 255 would be ambiguous, so the status comes from the marker (`Exited(n)`
+//!   or `Signaled(n)`, told apart by bash's job notice). A command exiting 255 is
+//!   `Exited(255)`; a connection lost while it runs is [`Error::Connection`]; a
+//!   channel that ends without the status (the host's shell startup files `exit`
+//!   before the wrapper runs, bash missing, the wrapper killed) is an
+//!   [`Error::Backend`] naming the likely cause, never a success. The mux session
+//!   stays open until stdout and stderr are drained (closing it earlier makes the
+//!   master drop output it still buffers).
 //! - **Reconnects**: one connection budget per host, shared by every operation and
 //!   every cmux process through a small file in the control dir
 //!   (`<key>-<policy>.backoff`, written under the master's start lock): after a
@@ -96,6 +119,28 @@
 //!   the last diagnostic and the wait. A master is "dead" only
 //!   when its socket is missing or refuses; a busy one (a burst filling its listen
 //!   backlog) is waited for, never replaced.
+//!
+//! ## When the process holding the runtime is killed (shell/SFTP path)
+//!
+//! If the process that holds an `SshRuntime` dies without unwinding (SIGKILL, the OOM
+//! killer, a crashed MCP client taking `cmux mcp` with it), nothing on this machine
+//! can stop its commands any more. What remains, as measured against OpenSSH 9.2:
+//! - the **master** (a separate `ssh` process) outlives it and serves later cmux
+//!   processes; it exits after [`SshOptions::control_persist`] without clients;
+//! - the master closes the dead process's channels, and sshd closes their pipes on
+//!   the host. A **running command is not signalled**: one that writes on stdout dies
+//!   at its next write (SIGPIPE/EPIPE); one that writes nothing, or only on stderr
+//!   (sshd keeps draining it), runs on with its background children until it ends by
+//!   itself. Nobody holds its process group any more: on the host, its wrapper is
+//!   the `bash --norc --noprofile -c set -m ...` process above it (`ps -ef --forest`);
+//! - a **write in flight** leaves the target intact (all or nothing) and its private
+//!   staging directory, removed by the temporary-file rule of `cmux_core::temp` once
+//!   10 minutes old;
+//! - a dropped [`cmux_core::Process`] (not a killed process) is different: its group
+//!   is killed on the host, as a timeout would.
+//!
+//! The host helper (helper mode) supervises what it starts and closes this gap; this
+//! path stays as the fallback where the helper cannot run.
 //!
 //! ## What the host needs
 //!
@@ -107,6 +152,8 @@
 #![deny(missing_docs)]
 
 mod conn;
+mod control_dir;
+mod destination;
 mod diag;
 pub mod doctor;
 mod exec;
@@ -115,6 +162,7 @@ mod files;
 mod helper;
 mod pipeline;
 pub mod source;
+mod wrapper;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,8 +174,8 @@ use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
 };
 
-pub use conn::control_dir_for;
 pub use helper::{ConnectionMode, HelperMode};
+pub use control_dir::control_dir_for;
 
 /// How [`SshRuntime`] connects. `Default` suits a user's own hosts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -138,7 +186,8 @@ pub struct SshOptions {
     /// Accept and remember an unknown host key (`StrictHostKeyChecking=accept-new`).
     /// A changed key is refused whatever this says.
     pub accept_new_host_key: bool,
-    /// Where control sockets live; default `$CMUX_HOME/ssh` (see the crate docs).
+    /// Where control sockets live (created 0700). Default: `/tmp/cmux-ssh-<uid>`,
+    /// checked to be the user's own and private (see the crate docs).
     pub control_dir: Option<PathBuf>,
     /// How long an idle master stays up for later calls.
     pub control_persist: Duration,
@@ -157,6 +206,102 @@ pub struct SshOptions {
     /// Where helpers are installed on the host (default
     /// `${XDG_CACHE_HOME:-~/.cache}/cmux/host`).
     pub helper_install_dir: Option<RemotePath>,
+    /// Told about connection attempts that take long (see [`ConnectEvent`]), so a
+    /// front end can say why it waits. Compared and hashed by identity.
+    pub on_connect: ConnectObserver,
+    /// How file writes travel (default [`WriteVia::Sftp`]; the CLI maps
+    /// `CMUX_SSH_WRITE_VIA` to it).
+    pub write_via: WriteVia,
+}
+
+/// How [`SshRuntime`] writes files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WriteVia {
+    /// Always SFTP (3 round trips; the content travels only inside the SFTP stream).
+    #[default]
+    Sftp,
+    /// One command (2 round trips) when the host is far (a round trip of 10 ms or
+    /// more) and the file's mode is known; its content then appears in the host's
+    /// process list for an instant: for single-user hosts only.
+    Auto,
+    /// One command whenever the file's mode is known (for benchmarks and tests).
+    Exec,
+}
+
+/// What [`SshOptions::on_connect`] is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectEvent {
+    /// A connection attempt to `host` has been running for [`SLOW_CONNECT`] and goes on
+    /// (a slow network, a ProxyJump, a host that is starting).
+    Slow {
+        /// The host as the user wrote it.
+        host: String,
+        /// How long it has waited so far.
+        waited: Duration,
+    },
+    /// A connection attempt that was [`ConnectEvent::Slow`] ended, after `took`.
+    Done {
+        /// The host as the user wrote it.
+        host: String,
+        /// How long the attempt took in all.
+        took: Duration,
+        /// Whether it connected.
+        connected: bool,
+    },
+}
+
+/// After how long a connection attempt is reported as [`ConnectEvent::Slow`].
+pub const SLOW_CONNECT: Duration = Duration::from_secs(2);
+
+/// A callback for [`ConnectEvent`]s (none by default). Two observers are equal when
+/// they are the same callback, so options with different observers do not share
+/// connections' state.
+#[derive(Clone, Default)]
+pub struct ConnectObserver(Option<Arc<dyn Fn(ConnectEvent) + Send + Sync>>);
+
+impl ConnectObserver {
+    /// An observer calling `f` (from a tokio task: keep it short).
+    pub fn new(f: impl Fn(ConnectEvent) + Send + Sync + 'static) -> Self {
+        ConnectObserver(Some(Arc::new(f)))
+    }
+
+    pub(crate) fn notify(&self, event: ConnectEvent) {
+        if let Some(f) = &self.0 {
+            f(event);
+        }
+    }
+
+    fn id(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |f| Arc::as_ptr(f) as *const () as usize)
+    }
+}
+
+impl std::fmt::Debug for ConnectObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ConnectObserver(set)"
+        } else {
+            "ConnectObserver(none)"
+        })
+    }
+}
+
+impl PartialEq for ConnectObserver {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for ConnectObserver {}
+
+impl std::hash::Hash for ConnectObserver {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
 }
 
 impl Default for SshOptions {
@@ -172,6 +317,8 @@ impl Default for SshOptions {
             helper: HelperMode::Auto,
             helper_dir: None,
             helper_install_dir: None,
+            on_connect: ConnectObserver::default(),
+            write_via: WriteVia::Sftp,
         }
     }
 }
@@ -212,6 +359,18 @@ impl SshOptions {
         self.helper_install_dir = Some(dir);
         self
     }
+
+    /// Sets how file writes travel.
+    pub fn write_via(mut self, via: WriteVia) -> Self {
+        self.write_via = via;
+        self
+    }
+
+    /// Calls `f` about connection attempts that take over [`SLOW_CONNECT`].
+    pub fn on_connect(mut self, f: impl Fn(ConnectEvent) + Send + Sync + 'static) -> Self {
+        self.on_connect = ConnectObserver::new(f);
+        self
+    }
 }
 
 /// An SSH host as a cmux runtime. Cheap to clone; clones (and every `SshRuntime` of
@@ -222,8 +381,9 @@ pub struct SshRuntime {
 }
 
 impl SshRuntime {
-    /// A runtime for `host` (an ssh config alias, `user@host` or a hostname). Does not
-    /// connect: the first operation or [`Runtime::ensure_ready`] does.
+    /// A runtime for `host`: an ssh config alias, `user@host` or a hostname, with an
+    /// optional port (`host:port`, `[::1]:2222`), or `ssh://[user@]host[:port]`. Does
+    /// not connect: the first operation or [`Runtime::ensure_ready`] does.
     pub fn new(host: impl Into<String>, options: SshOptions) -> Result<Self> {
         let host = host.into();
         validate_host(&host)?;
@@ -243,10 +403,18 @@ impl SshRuntime {
         self.state.socket_path(0)
     }
 
-    /// The `ssh` argv prefix (`ssh -F <cfg> -o ControlPath=<socket> -o <safety>...`)
-    /// that reuses the master: for tools such as `GIT_SSH_COMMAND`.
+    /// The `ssh` argv prefix (`ssh -F <cfg> -o ControlPath=<socket> -o <safety>...`,
+    /// and `-p`/`-l` when the host was written with a port or a user) that reuses the
+    /// master: for tools such as `GIT_SSH_COMMAND`, with [`SshRuntime::url_host`].
     pub fn ssh_command_words(&self) -> Vec<String> {
         self.state.client_words()
+    }
+
+    /// The host for an `ssh://` URL given to a tool that runs
+    /// [`SshRuntime::ssh_command_words`] (git): the host word without the port
+    /// (carried by `-p`), IPv6 addresses in brackets.
+    pub fn url_host(&self) -> String {
+        self.state.dest.url_host()
     }
 
     /// Asks every master of this host that this process opened or attached to to exit

@@ -235,13 +235,11 @@ fn edit_strings(i: usize) -> (&'static str, &'static str) {
 }
 
 async fn cmux_op(env: &BenchEnv, op: Op, i: usize) -> anyhow::Result<()> {
-    let rt = &env.runtime;
-    // The opt-in is read at each write; rows run one at a time, so setting it here
-    // only affects the rows that ask for it.
-    match op {
-        Op::Write4kAuto | Op::EditAuto => std::env::set_var("CMUX_SSH_WRITE_VIA", "auto"),
-        _ => std::env::remove_var("CMUX_SSH_WRITE_VIA"),
-    }
+    // The opt-in write is an option of the runtime: its rows use the runtime that has it.
+    let rt = match op {
+        Op::Write4kAuto | Op::EditAuto => &env.runtime_auto,
+        _ => &env.runtime,
+    };
     match op {
         Op::ExecTrue => {
             let out = rt.output(ExecRequest::script("true"), 1 << 16).await?;
@@ -274,8 +272,13 @@ async fn cmux_op(env: &BenchEnv, op: Op, i: usize) -> anyhow::Result<()> {
             } else {
                 "edit.txt"
             };
+            let tools = if matches!(op, Op::EditAuto) {
+                &env.tools_auto
+            } else {
+                &env.tools
+            };
             edit_file(
-                &env.tools,
+                tools,
                 EditFileInput {
                     path: path.into(),
                     old_string: old.into(),

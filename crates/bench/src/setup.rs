@@ -31,7 +31,11 @@ pub struct BenchEnv {
     /// Files on the "host" (the same machine: the sshd's scratch dir).
     pub scratch: PathBuf,
     pub runtime: Arc<SshRuntime>,
+    /// The same host with the opt-in 2-round-trip write ([`cmux_backend_ssh::WriteVia::Auto`]).
+    pub runtime_auto: Arc<SshRuntime>,
     pub tools: ToolContext,
+    /// Tools on [`BenchEnv::runtime_auto`].
+    pub tools_auto: ToolContext,
 }
 
 /// The account the benchmark logs in as. Every remote command starts the account's
@@ -112,15 +116,20 @@ impl BenchEnv {
                 .arg(&scratch)
                 .status()?;
         }
-        let runtime = Arc::new(SshRuntime::new(
-            HOST,
-            SshOptions::default()
-                .config_file(&config)
-                .control_dir(dir.path().join("cmux-ctl")),
-        )?);
+        let options = SshOptions::default()
+            .config_file(&config)
+            .control_dir(dir.path().join("cmux-ctl"));
+        let runtime = Arc::new(SshRuntime::new(HOST, options.clone())?);
         runtime.ensure_ready().await?;
+        // The opt-in write's rows: the same master, writes through a command.
+        let runtime_auto = Arc::new(SshRuntime::new(
+            HOST,
+            options.write_via(cmux_backend_ssh::WriteVia::Auto),
+        )?);
+        runtime_auto.ensure_ready().await?;
         let root = RemotePath::new(scratch.display().to_string())?;
-        let tools = ToolContext::new(runtime.clone(), root);
+        let tools = ToolContext::new(runtime.clone(), root.clone());
+        let tools_auto = ToolContext::new(runtime_auto.clone(), root);
         Ok(BenchEnv {
             _sshd: sshd,
             proxy,
@@ -131,7 +140,9 @@ impl BenchEnv {
             counted_config,
             scratch,
             runtime,
+            runtime_auto,
             tools,
+            tools_auto,
         })
     }
 

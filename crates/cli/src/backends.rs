@@ -10,7 +10,7 @@ use cmux_backend_coder::{CheckStatus, CoderOptions, CoderRuntime};
 use cmux_backend_local::{LocalRuntime, LocalSource};
 use cmux_backend_pipe::{PipeOptions, PipeRuntime, PipeSource};
 use cmux_backend_ssh::source::SshSource;
-use cmux_backend_ssh::{ConnectionMode, HelperMode, SshOptions, SshRuntime};
+use cmux_backend_ssh::{ConnectionMode, HelperMode, SshOptions, SshRuntime, WriteVia};
 use cmux_core::workspace::{Lifecycle, SourceProvider};
 use cmux_core::{RemotePath, SharedRuntime};
 use serde::Serialize;
@@ -164,9 +164,15 @@ fn ssh_options(
     accept_new_host_key: bool,
     home: &CmuxHome,
 ) -> Result<SshOptions> {
+    let write_via = match std::env::var("CMUX_SSH_WRITE_VIA").as_deref() {
+        Ok("auto") => WriteVia::Auto,
+        Ok("exec") => WriteVia::Exec,
+        _ => WriteVia::Sftp,
+    };
     let mut options = SshOptions::default()
         .accept_new_host_key(accept_new_host_key)
         .control_dir(home.root().join("ssh"))
+        .write_via(write_via)
         .helper(helper_mode_from_env()?);
     if let Some(dir) = std::env::var_os(HOST_HELPER_DIR_ENV).filter(|d| !d.is_empty()) {
         options = options.helper_dir(PathBuf::from(dir));

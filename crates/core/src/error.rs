@@ -189,6 +189,10 @@ pub enum Error {
     },
 }
 
+/// What an [`Error::Connection`] message says when the operation never reached the
+/// host (see [`Error::nothing_ran`]).
+pub const NOTHING_RAN: &str = "nothing ran on the host";
+
 impl Error {
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -279,6 +283,14 @@ impl Error {
             }
             e => Error::backend(host, e.to_string()),
         }
+    }
+
+    /// True for a connection failure that happened before anything reached the host
+    /// (the connection could not be made): a command did not run, a file did not
+    /// change. Backends say so with [`NOTHING_RAN`] in an [`Error::Connection`]'s
+    /// message; any other connection failure may have come after the operation began.
+    pub fn nothing_ran(&self) -> bool {
+        matches!(self, Error::Connection { message, .. } if message.contains(NOTHING_RAN))
     }
 
     /// True for failures of the transport (worth a retry once the host is back).

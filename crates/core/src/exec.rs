@@ -271,6 +271,13 @@ pub trait ProcessControl: Send {
 
 /// A running command. Take `stdin`/`stdout`/`stderr` to stream, then [`Process::wait`].
 /// The timeout and cancellation of the request are enforced while `wait` runs.
+///
+/// **Dropping a `Process` whose end was not awaited kills it**, like `tokio::process`
+/// with `kill_on_drop`: its whole process group is killed through the backend (on the
+/// host for remote backends) on the current tokio runtime, and what it held (a remote
+/// channel, a slot) is freed. So is dropping a future that owns one (a tool call that
+/// is abandoned, [`Process::output`] dropped mid-way). Dropped outside a tokio runtime,
+/// nothing can be sent: the command is left to end by itself.
 pub struct Process {
     /// Standard input, when the request asked for [`Stdin::Piped`].
     pub stdin: Option<BoxWrite>,
@@ -283,6 +290,8 @@ pub struct Process {
     cancel: Option<CancellationToken>,
     kill_group_on_exit: bool,
     host: String,
+    /// `wait` returned a final status: nothing is left to kill on drop.
+    ended: bool,
 }
 
 impl fmt::Debug for Process {
@@ -337,6 +346,7 @@ impl Process {
             cancel: req.cancel.clone(),
             kill_group_on_exit: req.kill_group_on_exit,
             host: host.into(),
+            ended: false,
         }
     }
 
@@ -356,6 +366,7 @@ impl Process {
             tokio::select! {
                 status = self.control.wait() => {
                     let status = status?;
+                    self.ended = true;
                     if self.kill_group_on_exit {
                         // The command is done: its status stands even if the kill fails.
                         if let Err(e) = self.control.kill().await {
@@ -373,6 +384,7 @@ impl Process {
             }
         };
         self.control.kill().await?;
+        self.ended = true;
         // Reap it so nothing is left behind; a backend that cannot confirm within the
         // grace period has still been asked to kill.
         let _ = tokio::time::timeout(KILL_GRACE, self.control.wait()).await;
@@ -413,6 +425,39 @@ impl Process {
         })
     }
 }
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut control = std::mem::replace(&mut self.control, Box::new(Ended));
+        runtime.spawn(async move {
+            if control.kill().await.is_ok() {
+                // Reaped, so the backend frees what the command held.
+                let _ = tokio::time::timeout(KILL_GRACE, control.wait()).await;
+            }
+        });
+    }
+}
+
+/// The control left in a dropped [`Process`] once its own went to the kill task.
+struct Ended;
+
+#[async_trait]
+impl ProcessControl for Ended {
+    async fn wait(&mut self) -> Result<ExitStatus> {
+        Err(Error::backend("cmux", "the process was dropped"))
+    }
+
+    async fn kill(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 
 /// What [`Process::output`] keeps of one stream: everything up to `cap` bytes; past
 /// that, the first `cap / 3` bytes (`head`) and the last `cap - cap / 3` (`tail`), with

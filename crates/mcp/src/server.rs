@@ -114,6 +114,10 @@ impl WorkspaceServer {
         match err {
             CoreError::Connection { .. } => {
                 let next = match effect {
+                    // Refused before anything reached the host: safe to run again.
+                    Effect::NotIdempotent { .. } if err.nothing_ran() => {
+                        "it did not run (nothing reached the host): run it again once the host is reachable"
+                    }
                     Effect::NotIdempotent { if_interrupted } => if_interrupted,
                     _ => "retry once the host is reachable again",
                 };

@@ -93,6 +93,14 @@ async fn survives_the_host_going_down_and_coming_back() {
         down.is_error,
         "a call while the host is down fails: {down:?}"
     );
+    // Issue 11 #18: once the connection is known refused, nothing ran, and bash says so.
+    let again = s.client.call("bash", json!({"command": "echo hi"})).await;
+    assert!(
+        again.is_error
+            && again.text.contains("did not run")
+            && !again.text.contains("may or may not"),
+        "{again:?}"
+    );
     let down = s.client.call("read_file", json!({"path": "a.txt"})).await;
     assert!(down.is_error, "{down:?}");
     eprintln!("mcp ssh: while down: {}", down.text);

@@ -113,10 +113,17 @@ fn temp_files(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Ages `files` by an hour (as if their writers died an hour ago).
+/// Ages `files` by an hour (as if their writers died an hour ago); for a staging
+/// directory (the SSH backend's private one), the temporary file inside it too.
 fn age(files: &[PathBuf]) {
     let an_hour_ago = cmux_core::temp::now_unix() - 3600;
-    for f in files {
+    let inside: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| f.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .collect();
+    for f in inside.iter().chain(files) {
         let ok = Command::new("touch")
             .arg("-m")
             .arg("-d")
@@ -139,7 +146,7 @@ async fn sweep_check(rt: &dyn Runtime, target: &Path, leftovers_expected: bool) 
         !leftovers_expected || !leftovers.is_empty(),
         "the kills left no temporary file: nothing to clean"
     );
-    let young = dir.join(cmux_core::temp::temp_name("target", 4_000_000, 7));
+    let young = dir.join(cmux_core::temp::temp_name("target"));
     let unrelated_old = [
         dir.join(".target.cmux-tmp.notapid.1"),
         dir.join("notes.txt"),
@@ -149,7 +156,7 @@ async fn sweep_check(rt: &dyn Runtime, target: &Path, leftovers_expected: bool) 
         std::fs::write(f, b"keep me").expect("write");
     }
     let mut aged: Vec<PathBuf> = leftovers.iter().map(|n| dir.join(n)).collect();
-    aged.push(dir.join(cmux_core::temp::temp_name("other-file", 1, 2)));
+    aged.push(dir.join(cmux_core::temp::temp_name("other-file")));
     std::fs::write(aged.last().expect("one"), b"x").expect("write");
     aged.extend(unrelated_old.iter().cloned());
     age(&aged);

@@ -85,3 +85,46 @@ async fn proxy_jump_works_with_the_forced_safety_options() {
         Some(sshd.alias())
     );
 }
+
+/// Issue 12 §6: hosts written with a port (`host:port`, `ssh://user@host:port`) reach
+/// that port (ssh's `-p`), with the rest of the configuration from the config file.
+#[tokio::test]
+async fn hosts_with_a_port_and_a_user_reach_that_port() {
+    let sshd = TestSshd::start();
+    let d = sshd.dir();
+    // A config matching the bare address: keys and known_hosts, but no Port.
+    let config = d.join("by_address");
+    std::fs::write(
+        &config,
+        format!(
+            "Host 127.0.0.1\n  IdentityFile {key}\n  IdentitiesOnly yes\n  HostKeyAlias {alias}\n  \
+             UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n",
+            key = sshd.client_key_path().display(),
+            alias = cmux_integration_tests::sshd::HOST_KEY_ALIAS,
+            known = sshd.known_hosts_path().display(),
+        ),
+    )
+    .expect("config");
+    let port = sshd.port();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("{}@127.0.0.1:{port}", sshd.user()),
+        format!("ssh://{}@127.0.0.1:{port}", sshd.user()),
+    ] {
+        let rt = cmux_backend_ssh::SshRuntime::new(
+            host.clone(),
+            sshd.ssh_options().config_file(&config),
+        )
+        .expect("runtime");
+        let out = rt
+            .output(ExecRequest::script("echo $USER"), 1024)
+            .await
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(out.stdout_lossy().trim(), sshd.user(), "{host}");
+        let report =
+            cmux_backend_ssh::doctor::doctor(&host, &sshd.ssh_options().config_file(&config)).await;
+        let resolved = report.resolved.as_ref().expect("ssh -G");
+        assert_eq!(resolved.port, port.to_string(), "{host}: {report:#?}");
+        rt.disconnect().await;
+    }
+}

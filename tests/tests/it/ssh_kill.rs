@@ -89,3 +89,40 @@ async fn cancel_kills_the_group() {
         "background sleep {bg} survived the cancel"
     );
 }
+
+/// Issue 11 #9: a command's timeout covers the wait for a free channel: with every
+/// channel taken by a long command, a command with a 2 s timeout reports `TimedOut`
+/// (and did not start) instead of waiting for a channel and then running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_covers_the_wait_for_a_channel() {
+    let sshd = TestSshd::start();
+    let mut options = sshd.ssh_options();
+    options.channels_per_connection = 1;
+    options.max_connections = 1;
+    let rt = cmux_backend_ssh::SshRuntime::new(sshd.alias(), options).expect("runtime");
+    let mut busy = rt
+        .exec(ExecRequest::script("sleep 60").timeout(Duration::from_secs(120)))
+        .await
+        .expect("the long command starts");
+    let marker = sshd.scratch().join("ran");
+    let out = rt
+        .output(
+            ExecRequest::script(format!(
+                "touch {}",
+                cmux_core::quote::quote(&marker.to_string_lossy())
+            ))
+            .timeout(Duration::from_secs(2)),
+            1 << 16,
+        )
+        .await
+        .expect("a status, not an error");
+    assert_eq!(out.status, ExitStatus::TimedOut);
+    assert!(
+        out.stderr_lossy().contains("did not start"),
+        "{}",
+        out.stderr_lossy()
+    );
+    busy.kill().await.expect("kill");
+    let _ = busy.wait().await;
+    assert!(!marker.exists(), "the timed-out command must never run");
+}

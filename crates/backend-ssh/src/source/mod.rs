@@ -163,7 +163,7 @@ async fn git_over_ssh(
 impl SshSource {
     /// The repository's URL for a local git talking through [`Self::ssh_command`].
     fn url(&self, repo: &RemotePath) -> String {
-        format!("ssh://{}{}", self.runtime.host(), repo)
+        format!("ssh://{}{}", self.runtime.url_host(), repo)
     }
 
     /// `GIT_SSH_COMMAND` for local git: the runtime's ssh, reusing its master.

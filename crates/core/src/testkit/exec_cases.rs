@@ -397,3 +397,62 @@ pub(super) async fn signal_reported(h: Harness) -> Outcome {
     }
     Outcome::Passed
 }
+
+/// Polls until `path` exists (the command got that far), for up to `within`.
+async fn wait_exists(h: &Harness, path: &crate::RemotePath, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !h.runtime.exists(path).await.expect("exists") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command did not create {path:?} within {} s",
+            within.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub(super) async fn drop_kills_group(h: Harness) -> Outcome {
+    // A dropped Process kills its group, background children included.
+    let pid_file = h.path("bg.pid");
+    let process = h
+        .runtime
+        .exec(ExecRequest::script(sleeper(&pid_file)))
+        .await
+        .expect("exec of the sleeper");
+    wait_exists(&h, &pid_file, Duration::from_secs(30)).await;
+    drop(process);
+    wait_gone(&h, &pid_file, Duration::from_secs(10)).await;
+
+    // So does a dropped future that owns one (an abandoned tool call).
+    let pid_file = h.path("bg2.pid");
+    let output = h
+        .runtime
+        .output(ExecRequest::script(sleeper(&pid_file)), 1024);
+    tokio::select! {
+        out = output => panic!("the sleeper ended by itself: {out:?}"),
+        () = wait_exists(&h, &pid_file, Duration::from_secs(30)) => {}
+    }
+    wait_gone(&h, &pid_file, Duration::from_secs(10)).await;
+
+    // And what a dropped command held is freed: many dropped commands do not hold up
+    // a later one (a backend with a bounded number of channels would wait forever).
+    for i in 0..40 {
+        let process = h
+            .runtime
+            .exec(ExecRequest::script("sleep 1000"))
+            .await
+            .unwrap_or_else(|e| panic!("exec of dropped command {i}: {e}"));
+        drop(process);
+    }
+    let out = run(
+        &h,
+        ExecRequest::script("echo after").timeout(Duration::from_secs(60)),
+    )
+    .await;
+    assert_eq!(
+        (out.status, out.stdout_lossy().as_str()),
+        (ExitStatus::Exited(0), "after\n"),
+        "a command after 40 dropped ones must run (dropping must free their slots)"
+    );
+    Outcome::Passed
+}

@@ -267,6 +267,50 @@ pub(super) async fn write_through_symlink(h: Harness) -> Outcome {
     Outcome::Passed
 }
 
+pub(super) async fn write_through_symlinked_dir(h: Harness) -> Outcome {
+    // `d -> deep/sub`, and `deep/sub/f -> ../g`: the link's target is relative to the
+    // link's real directory, so `d/f` is `deep/g` (not `g` beside `d`).
+    h.runtime
+        .create_dir_all(&h.path("deep/sub"))
+        .await
+        .expect("mkdir deep/sub");
+    write(&h, &h.path("deep/g"), b"old g").await;
+    write(&h, &h.path("g"), b"bystander").await;
+    sh(
+        &h,
+        &format!(
+            "cd {} && ln -s deep/sub d && ln -s ../g deep/sub/f",
+            q(&h.scratch)
+        ),
+    )
+    .await;
+    write(&h, &h.path("d/f"), b"new").await;
+    assert_eq!(
+        read(&h, &h.path("deep/g")).await,
+        b"new",
+        "writing d/f must write deep/g (the link ../g is relative to deep/sub)"
+    );
+    assert_eq!(
+        read(&h, &h.path("g")).await,
+        b"bystander",
+        "g beside d must be left alone"
+    );
+    let entries = h
+        .runtime
+        .read_dir(&h.path("deep/sub"))
+        .await
+        .expect("read_dir");
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind))
+            .collect::<Vec<_>>(),
+        vec![("f", FileKind::Symlink)],
+        "the link stays a link, and no temporary file is left"
+    );
+    Outcome::Passed
+}
+
 fn expect_not_found<T: std::fmt::Debug>(what: &str, result: crate::Result<T>) {
     match result {
         Err(Error::NotFound { .. }) => {}

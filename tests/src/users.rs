@@ -25,7 +25,10 @@ pub fn is_root() -> bool {
 /// `useradd`.
 pub fn ensure_user(name: &str) {
     create(name, &["--create-home", "--shell", "/bin/bash"]);
-    assert!(lookup(name).is_some(), "the test user {name} could not be created");
+    assert!(
+        lookup(name).is_some(),
+        "the test user {name} could not be created"
+    );
 }
 
 /// The uid and gid of a second, unprivileged local user ([`OTHER_USER`]: no home, no
@@ -35,7 +38,12 @@ pub fn other_user() -> Option<(u32, u32)> {
     if lookup(OTHER_USER).is_none() && is_root() {
         create(
             OTHER_USER,
-            &["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"],
+            &[
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ],
         );
     }
     lookup(OTHER_USER)

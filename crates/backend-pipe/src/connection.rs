@@ -47,8 +47,13 @@ pub enum Handshake {
 pub struct HelperConnection {
     host: String,
     hello: Hello,
-    writer: mpsc::UnboundedSender<Vec<u8>>,
+    writer: mpsc::UnboundedSender<Outgoing>,
     pending: Arc<Mutex<HashMap<u32, mpsc::UnboundedSender<Frame>>>>,
+    /// Requests whose frame never left this process (the stream broke before any byte
+    /// of it was written): nothing of them ran, so they may be sent again elsewhere.
+    unsent: Arc<Mutex<std::collections::HashSet<u32>>>,
+    /// Cancelled once the writer task ended (and recorded what it never sent).
+    writer_done: tokio_util::sync::CancellationToken,
     next_id: AtomicU32,
     closed: tokio_util::sync::CancellationToken,
     close_reason: Arc<Mutex<Option<String>>>,
@@ -89,12 +94,14 @@ impl HelperConnection {
                 ),
             };
         }
-        let (wtx, wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (wtx, wrx) = mpsc::unbounded_channel::<Outgoing>();
         let conn = Arc::new(HelperConnection {
             host,
             hello,
             writer: wtx,
             pending: Arc::default(),
+            unsent: Arc::default(),
+            writer_done: tokio_util::sync::CancellationToken::new(),
             next_id: AtomicU32::new(1),
             closed: tokio_util::sync::CancellationToken::new(),
             close_reason: Arc::default(),
@@ -105,6 +112,8 @@ impl HelperConnection {
             wrx,
             conn.closed.clone(),
             conn.close_reason.clone(),
+            conn.unsent.clone(),
+            conn.writer_done.clone(),
         ));
         tokio::spawn(read_loop(
             reader,
@@ -147,6 +156,12 @@ impl HelperConnection {
         self.fail(Some("the connection was closed by cmux".into()));
     }
 
+    /// Ends the connection because its transport ended (`reason` says how: the ssh
+    /// channel closed, the pipe command exited).
+    pub fn close_because(&self, reason: impl Into<String>) {
+        self.fail(Some(reason.into()));
+    }
+
     fn fail(&self, reason: Option<String>) {
         if let Some(reason) = reason {
             lock(&self.close_reason).get_or_insert(reason);
@@ -165,9 +180,33 @@ impl HelperConnection {
         }
     }
 
+    /// The error for a request refused because the connection was already closed.
+    fn lost_request_never_queued(&self, what: &str) -> Error {
+        match self.lost(what) {
+            Error::Connection { host, message } => Error::Connection {
+                host,
+                message: format!("{message} ({})", cmux_core::error::NOTHING_RAN),
+            },
+            other => other,
+        }
+    }
+
+    /// The error for request `id` cut by the connection's end: [`Error::nothing_ran`]
+    /// when none of its bytes left this process.
+    fn lost_request(&self, id: u32, what: &str) -> Error {
+        let never_sent = lock(&self.unsent).remove(&id);
+        match self.lost(what) {
+            Error::Connection { host, message } if never_sent => Error::Connection {
+                host,
+                message: format!("{message} ({})", cmux_core::error::NOTHING_RAN),
+            },
+            other => other,
+        }
+    }
+
     /// Queues a frame; false when the connection is already closed (it did not leave).
     pub(crate) fn send(&self, frame: &Frame) -> bool {
-        !self.is_closed() && self.writer.send(frame.encode()).is_ok()
+        !self.is_closed() && self.writer.send(Outgoing::other(frame)).is_ok()
     }
 
     /// Starts `request` and returns its frames. Nothing is retried here: an error
@@ -190,8 +229,12 @@ impl HelperConnection {
             done: false,
             what: what.to_owned(),
         };
-        if !self.send(&Frame::json(FrameKind::Request, id, request)) {
-            return Err(self.lost(what));
+        let frame = Frame::json(FrameKind::Request, id, request);
+        if self.is_closed() || self.writer.send(Outgoing::request(id, &frame)).is_err() {
+            lock(&self.pending).remove(&id);
+            let mut pending = pending;
+            pending.done = true;
+            return Err(self.lost_request_never_queued(what));
         }
         Ok(pending)
     }
@@ -227,7 +270,11 @@ impl Pending {
             }
             None => {
                 self.done = true;
-                Err(self.conn.lost(&self.what))
+                // Whether this request left is known once the writer has stopped.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), self.conn.writer_done.cancelled())
+                        .await;
+                Err(self.conn.lost_request(self.id, &self.what))
             }
         }
     }
@@ -327,13 +374,46 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Bytes for the writer: an encoded frame, and the id of the request it starts.
+#[derive(Debug)]
+struct Outgoing {
+    bytes: Vec<u8>,
+    starts: Option<u32>,
+}
+
+impl Outgoing {
+    fn request(id: u32, frame: &Frame) -> Outgoing {
+        Outgoing {
+            bytes: frame.encode(),
+            starts: Some(id),
+        }
+    }
+
+    fn other(frame: &Frame) -> Outgoing {
+        Outgoing {
+            bytes: frame.encode(),
+            starts: None,
+        }
+    }
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
     closed: tokio_util::sync::CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
+    unsent: Arc<Mutex<std::collections::HashSet<u32>>>,
+    done: tokio_util::sync::CancellationToken,
 ) {
     let mut buf = Vec::with_capacity(256 * 1024);
+    // Requests starting in `buf`, with the offset of their first byte.
+    let mut starts: Vec<(u32, usize)> = Vec::new();
+    let take = |item: Outgoing, buf: &mut Vec<u8>, starts: &mut Vec<(u32, usize)>| {
+        if let Some(id) = item.starts {
+            starts.push((id, buf.len()));
+        }
+        buf.extend_from_slice(&item.bytes);
+    };
     loop {
         let first = tokio::select! {
             first = rx.recv() => first,
@@ -341,25 +421,52 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         };
         let Some(first) = first else { break };
         buf.clear();
-        buf.extend_from_slice(&first);
+        starts.clear();
+        take(first, &mut buf, &mut starts);
         // Frames queued together leave together: pipelined requests cost one write.
         while buf.len() < 1 << 20 {
             match rx.try_recv() {
-                Ok(more) => buf.extend_from_slice(&more),
+                Ok(more) => take(more, &mut buf, &mut starts),
                 Err(_) => break,
             }
         }
+        let mut written = 0;
         let result = async {
-            writer.write_all(&buf).await?;
+            while written < buf.len() {
+                match writer.write(&buf[written..]).await {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => written += n,
+                    Err(e) => return Err(e),
+                }
+            }
             writer.flush().await
         }
         .await;
         if let Err(e) = result {
+            // Requests none of whose bytes were written never reached the helper.
+            lock(&unsent).extend(
+                starts
+                    .iter()
+                    .filter(|(_, at)| *at >= written)
+                    .map(|(id, _)| *id),
+            );
+            while let Ok(item) = rx.try_recv() {
+                if let Some(id) = item.starts {
+                    lock(&unsent).insert(id);
+                }
+            }
             lock(&reason).get_or_insert_with(|| format!("writing to the helper failed: {e}"));
             closed.cancel();
             break;
         }
     }
+    // Whatever was queued after the end never left either.
+    while let Ok(item) = rx.try_recv() {
+        if let Some(id) = item.starts {
+            lock(&unsent).insert(id);
+        }
+    }
+    done.cancel();
     // Closing our end is what tells the helper to kill what it started.
     let _ = writer.shutdown().await;
 }

@@ -148,7 +148,7 @@ impl PipeRuntime {
         let watched = conn.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = child.wait() => watched.close(),
+                _ = child.wait() => watched.close_because("the pipe command exited"),
                 () = watched.closed() => {
                     // Closing stdin ends the helper; give the command a moment to exit.
                     if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {

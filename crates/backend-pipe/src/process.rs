@@ -95,6 +95,7 @@ pub(crate) async fn spawn(
     let (status_tx, status_rx) = watch::channel::<StatusCell>(None);
     let done = Arc::new(AtomicBool::new(false));
     tokio::spawn(route(
+        host.clone(),
         pending,
         [Some(out_tx), Some(err_tx)],
         status_tx,
@@ -119,6 +120,7 @@ pub(crate) async fn spawn(
 
 /// Hands the request's frames to the streams and the status until its last frame.
 async fn route(
+    host: String,
     mut pending: Pending,
     mut streams: [Option<ChunkSender>; 2],
     status: watch::Sender<StatusCell>,
@@ -175,10 +177,12 @@ async fn route(
     stdin_credit.close();
     if let Some(reason) = lost {
         for tx in streams.iter().flatten() {
-            let _ = tx.send(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                reason.clone(),
-            )));
+            // The cmux error rides inside, so a caller finds Error::Connection.
+            let error = Error::Connection {
+                host: host.clone(),
+                message: reason.clone(),
+            };
+            let _ = tx.send(Err(error.into_io(io::ErrorKind::ConnectionAborted)));
         }
         status.send_if_modified(|cell| {
             if cell.is_none() {

@@ -338,10 +338,8 @@ async fn pump_read(
         let frame = match pending.next().await {
             Ok(f) => f,
             Err(e) => {
-                let _ = tx.send(Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    e.to_string(),
-                )));
+                // The cmux error rides inside, so a caller finds Error::Connection.
+                let _ = tx.send(Err(e.into_io(std::io::ErrorKind::ConnectionAborted)));
                 return;
             }
         };
@@ -355,11 +353,11 @@ async fn pump_read(
             }
             FrameKind::Reply => return,
             FrameKind::Error => {
-                let message = frame
-                    .parse::<WireError>("error")
-                    .map(|e| from_wire(conn.host(), Some(path), e).to_string())
-                    .unwrap_or_else(|e| e.to_string());
-                let _ = tx.send(Err(std::io::Error::other(message)));
+                let error = match frame.parse::<WireError>("error") {
+                    Ok(e) => from_wire(conn.host(), Some(path), e),
+                    Err(e) => Error::backend(conn.host(), e.to_string()),
+                };
+                let _ = tx.send(Err(error.into_io(std::io::ErrorKind::Other)));
                 return;
             }
             _ => {}

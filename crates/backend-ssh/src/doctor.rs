@@ -234,7 +234,18 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
         )),
     }
 
-    match rt.resolve_path("~").await {
+    // SFTP itself, whatever path this host's operations take (the helper needs none;
+    // the shell path does): a runtime on the same master that never uses the helper.
+    let sftp = match SshRuntime::new(host, options.clone().helper(crate::HelperMode::Off)) {
+        Ok(rt) => rt,
+        Err(e) => {
+            report
+                .checks
+                .push(fail("sftp", e.to_string(), "give a valid host name"));
+            return report;
+        }
+    };
+    match sftp.resolve_path("~").await {
         Ok(home) => report
             .checks
             .push(pass("sftp", format!("SFTP works; home is {home}"))),

@@ -192,9 +192,8 @@ pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Pr
     let piped = env_on_stdin || !matches!(req.stdin, Stdin::Null);
     let asked = tokio::time::Instant::now();
     let kill_on_exit = req.kill_group_on_exit;
-    let command = |conn: &Conn| {
-        wrapper::remote_command(&script, env_on_stdin, &conn.login_key, kill_on_exit)
-    };
+    let command =
+        |conn: &Conn| wrapper::remote_command(&script, env_on_stdin, &conn.login_key, kill_on_exit);
     let (conn, permit, mut child) = match open_gated(state, &command, piped, &req).await? {
         Opened::Channel(opened) => *opened,
         Opened::Stopped(status) => return Ok(stopped_before_start(state, status, &req)),

@@ -886,35 +886,18 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stream<R> {
                 if said_by_server {
                     return std::task::Poll::Ready(Err(e));
                 }
-                let broken = Broken(Error::Connection {
+                let broken = Error::Connection {
                     host: self.host.clone(),
+                    // Not the SFTP library's words ("Background task failed"): they
+                    // say nothing to a user.
                     message: format!(
-                        "the connection broke while reading {} ({e}); retry once the host is reachable",
+                        "the connection broke while reading {}; retry once the host is reachable",
                         self.path
                     ),
-                });
-                std::task::Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    broken,
-                )))
+                };
+                std::task::Poll::Ready(Err(broken.into_io(std::io::ErrorKind::ConnectionAborted)))
             }
             other => other,
         }
-    }
-}
-
-/// The I/O error of a broken stream; its source is the connection error.
-#[derive(Debug)]
-struct Broken(Error);
-
-impl std::fmt::Display for Broken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the SFTP stream broke")
-    }
-}
-
-impl std::error::Error for Broken {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
     }
 }

@@ -174,8 +174,8 @@ use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
 };
 
-pub use helper::{ConnectionMode, HelperMode};
 pub use control_dir::control_dir_for;
+pub use helper::{ConnectionMode, HelperMode};
 
 /// How [`SshRuntime`] connects. `Default` suits a user's own hosts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -445,6 +445,28 @@ fn validate_host(host: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs `$op` through the host helper, or `$fallback` on the shell/SFTP path. A
+/// request that provably never reached the host (the helper's connection broke before
+/// any byte of it left this process: [`Error::nothing_ran`]) is sent once more, on a
+/// new connection. That is the helper path's only retry, and its only owner.
+macro_rules! helper_or_fallback {
+    ($self:ident, |$h:ident| $op:expr, $fallback:expr) => {{
+        let mut retried = false;
+        loop {
+            match $self.state.helper().await? {
+                None => break $fallback.await,
+                Some($h) => match $op.await {
+                    Err(e) if !retried && e.nothing_ran() => {
+                        tracing::debug!(host = %$self.state.host, "resending a request that never left: {e}");
+                        retried = true;
+                    }
+                    other => break other,
+                },
+            }
+        }
+    }};
+}
+
 #[async_trait]
 impl Runtime for SshRuntime {
     fn host(&self) -> &str {
@@ -467,93 +489,90 @@ impl Runtime for SshRuntime {
     }
 
     async fn exec(&self, req: ExecRequest) -> Result<Process> {
-        match self.state.helper().await? {
-            Some(h) => h.exec(req).await,
-            None => exec::spawn(&self.state, req).await,
-        }
+        helper_or_fallback!(self, |h| h.exec(req.clone()), exec::spawn(&self.state, req))
     }
 
     async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>> {
-        match self.state.helper().await? {
-            Some(h) => h.read_file(path).await,
-            None => files::read(&self.state, path).await,
-        }
+        helper_or_fallback!(self, |h| h.read_file(path), files::read(&self.state, path))
     }
 
     async fn open_read(&self, path: &RemotePath) -> Result<BoxRead> {
-        match self.state.helper().await? {
-            Some(h) => h.open_read(path).await,
-            None => files::open_read(&self.state, path).await,
-        }
+        helper_or_fallback!(
+            self,
+            |h| h.open_read(path),
+            files::open_read(&self.state, path)
+        )
     }
 
     async fn write_file(&self, path: &RemotePath, data: &[u8]) -> Result<()> {
-        match self.state.helper().await? {
-            Some(h) => h.write_file(path, data).await,
-            None => files::write(&self.state, path, data).await,
-        }
+        helper_or_fallback!(
+            self,
+            |h| h.write_file(path, data),
+            files::write(&self.state, path, data)
+        )
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Metadata> {
-        match self.state.helper().await? {
-            Some(h) => h.stat(path).await,
-            None => files::stat(&self.state, path).await,
-        }
+        helper_or_fallback!(self, |h| h.stat(path), files::stat(&self.state, path))
     }
 
     async fn read_dir(&self, path: &RemotePath) -> Result<Vec<DirEntry>> {
-        match self.state.helper().await? {
-            Some(h) => h.read_dir(path).await,
-            None => files::read_dir(&self.state, path).await,
-        }
+        helper_or_fallback!(
+            self,
+            |h| h.read_dir(path),
+            files::read_dir(&self.state, path)
+        )
     }
 
     async fn create_dir_all(&self, path: &RemotePath) -> Result<()> {
-        match self.state.helper().await? {
-            Some(h) => h.create_dir_all(path).await,
-            None => files::create_dir_all(&self.state, path).await,
-        }
+        helper_or_fallback!(
+            self,
+            |h| h.create_dir_all(path),
+            files::create_dir_all(&self.state, path)
+        )
     }
 
     async fn remove(&self, path: &RemotePath, recursive: bool) -> Result<()> {
-        match self.state.helper().await? {
-            Some(h) => h.remove(path, recursive).await,
-            None => files::remove(&self.state, path, recursive).await,
-        }
+        helper_or_fallback!(
+            self,
+            |h| h.remove(path, recursive),
+            files::remove(&self.state, path, recursive)
+        )
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<()> {
-        match self.state.helper().await? {
-            Some(h) => h.rename(from, to).await,
-            None => files::rename(&self.state, from, to).await,
-        }
+        helper_or_fallback!(
+            self,
+            |h| h.rename(from, to),
+            files::rename(&self.state, from, to)
+        )
     }
 
     async fn resolve_path(&self, path: &str) -> Result<RemotePath> {
-        match self.state.helper().await? {
-            Some(h) => h.resolve_path(path),
-            None => files::resolve(&self.state, path).await,
-        }
+        helper_or_fallback!(
+            self,
+            |h| async { h.resolve_path(path) },
+            files::resolve(&self.state, path)
+        )
     }
 
     async fn grep(&self, req: &GrepRequest) -> Result<Option<GrepReply>> {
-        match self.state.helper().await? {
-            Some(h) => h.grep(req).await.map(Some),
-            None => Ok(None),
-        }
+        helper_or_fallback!(self, |h| async { h.grep(req).await.map(Some) }, async {
+            Ok(None)
+        })
     }
 
     async fn glob(&self, req: &GlobRequest) -> Result<Option<GlobReply>> {
-        match self.state.helper().await? {
-            Some(h) => h.glob(req).await.map(Some),
-            None => Ok(None),
-        }
+        helper_or_fallback!(self, |h| async { h.glob(req).await.map(Some) }, async {
+            Ok(None)
+        })
     }
 
     async fn edit(&self, path: &RemotePath, spec: &EditSpec) -> Result<Option<EditReply>> {
-        match self.state.helper().await? {
-            Some(h) => h.edit(path, spec).await.map(Some),
-            None => Ok(None),
-        }
+        helper_or_fallback!(
+            self,
+            |h| async { h.edit(path, spec).await.map(Some) },
+            async { Ok(None) }
+        )
     }
 }

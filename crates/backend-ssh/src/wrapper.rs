@@ -423,7 +423,7 @@ mod tests {
     fn remote_command_quotes_the_wrapper_and_script() {
         let cmd = remote_command("echo 'hi'", false, "", false);
         assert!(cmd.starts_with("exec bash --norc --noprofile -c "));
-        assert!(cmd.ends_with(r#" cmux 'echo '\''hi'\''' - ''"#), "{cmd}");
+        assert!(cmd.ends_with(r#" cmux 'echo '\''hi'\''' - '' -"#), "{cmd}");
         assert!(cmd.contains("GIT_EDITOR=true"), "{cmd}");
         assert!(remote_command("x", true, "0a1b", true).ends_with(" x e 0a1b k"));
         assert_eq!(

@@ -293,6 +293,13 @@ impl Error {
         matches!(self, Error::Connection { message, .. } if message.contains(NOTHING_RAN))
     }
 
+    /// This error as the `std::io::Error` of a byte stream ([`crate::BoxRead`]) that
+    /// broke: its `source()` is this error, so a caller walking the chain finds it
+    /// (and, say, exits 255 for a connection error).
+    pub fn into_io(self, kind: std::io::ErrorKind) -> std::io::Error {
+        std::io::Error::new(kind, InStream(self))
+    }
+
     /// True for failures of the transport (worth a retry once the host is back).
     pub fn is_connection(&self) -> bool {
         matches!(self, Error::Connection { .. })
@@ -308,6 +315,22 @@ impl Error {
             Error::Cancelled { .. } => 130,
             _ => 1,
         }
+    }
+}
+
+/// The payload of [`Error::into_io`]: shows the error, and is its source.
+#[derive(Debug)]
+struct InStream(Error);
+
+impl std::fmt::Display for InStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for InStream {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 

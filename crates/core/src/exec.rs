@@ -458,7 +458,6 @@ impl ProcessControl for Ended {
     }
 }
 
-
 /// What [`Process::output`] keeps of one stream: everything up to `cap` bytes; past
 /// that, the first `cap / 3` bytes (`head`) and the last `cap - cap / 3` (`tail`), with
 /// the count of the bytes dropped in between.

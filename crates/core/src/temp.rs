@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
 
 /// Marker between the target's name and the random part of a temporary file name.
-const MARKER: &str = ".cmux-tmp.";
+const MARKER: &str = crate::engine::temp_names::TEMP_MARKER;
 
 /// How many fresh names a writer tries when the one it drew is taken.
 pub const TEMP_NAME_ATTEMPTS: usize = 8;
@@ -69,16 +69,7 @@ fn random_u64() -> u64 {
 /// file): a leading `.`, the marker, then 16 hex digits; or the names of earlier
 /// versions (`<pid>.<counter>`), so their left-overs are swept too.
 pub fn is_temp_name(entry: &str) -> bool {
-    let Some(rest) = entry.strip_prefix('.') else {
-        return false;
-    };
-    let Some((target, tail)) = rest.rsplit_once(MARKER) else {
-        return false;
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let random = tail.len() == 16 && tail.bytes().all(|b| b.is_ascii_hexdigit());
-    let old = matches!(tail.split_once('.'), Some((pid, n)) if digits(pid) && digits(n));
-    !target.is_empty() && (random || old)
+    crate::engine::temp_names::is_temp_name(entry)
 }
 
 /// The error of a write that found every temporary name it drew taken

@@ -47,6 +47,7 @@ mod grep;
 mod grep_fs;
 mod notes;
 mod search;
+pub mod temp_names;
 pub mod text;
 mod walk;
 

@@ -39,7 +39,7 @@ pub(crate) enum Chunk {
 }
 
 /// Marker between the target's name and the random suffix (the `cmux_core::temp` rule).
-const TEMP_MARKER: &str = ".cmux-tmp.";
+const TEMP_MARKER: &str = cmux_engine::temp_names::TEMP_MARKER;
 /// Age after which a temporary file belongs to a dead writer.
 const STALE_AGE: Duration = Duration::from_secs(600);
 
@@ -208,8 +208,11 @@ fn resolve_target(path: &Path) -> Result<PathBuf, WireError> {
 fn create_temp(dir: &Path, name: &OsString, mode: u32) -> Result<(PathBuf, fs::File), WireError> {
     let mut last = None;
     for _ in 0..8 {
+        // The target's name cut to 200 bytes: the temporary name must stay within the
+        // usual 255-byte limit (the `cmux_core::temp` rule).
+        let part = &name.as_bytes()[..name.len().min(200)];
         let mut temp_name = OsString::from(".");
-        temp_name.push(name);
+        temp_name.push(std::ffi::OsStr::from_bytes(part));
         temp_name.push(TEMP_MARKER);
         temp_name.push(sys::hex(&sys::random_bytes::<8>()));
         let temp = dir.join(&temp_name);
@@ -256,7 +259,11 @@ fn sweep_once(dir: &Path) {
     };
     let now = SystemTime::now();
     for entry in entries.flatten() {
-        if !is_temp_name(entry.file_name().as_bytes()) {
+        let name = entry.file_name();
+        if !name
+            .to_str()
+            .is_some_and(cmux_engine::temp_names::is_temp_name)
+        {
             continue;
         }
         let Ok(meta) = entry.metadata() else {
@@ -270,36 +277,5 @@ fn sweep_once(dir: &Path) {
         if meta.is_file() && stale {
             let _ = fs::remove_file(entry.path());
         }
-    }
-}
-
-/// `.<name>.cmux-tmp.<suffix>` with a non-empty name and an alphanumeric suffix.
-fn is_temp_name(name: &[u8]) -> bool {
-    let Some(rest) = name.strip_prefix(b".") else {
-        return false;
-    };
-    let marker = TEMP_MARKER.as_bytes();
-    let Some(at) = rest.windows(marker.len()).rposition(|w| w == marker) else {
-        return false;
-    };
-    let suffix = &rest[at + marker.len()..];
-    at > 0
-        && !suffix.is_empty()
-        && suffix
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'.')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_names_follow_the_shared_rule() {
-        assert!(is_temp_name(b".f.txt.cmux-tmp.0123abcd"));
-        assert!(is_temp_name(b".f.cmux-tmp.123.4"));
-        assert!(!is_temp_name(b".cmux-tmp.x"));
-        assert!(!is_temp_name(b"f.cmux-tmp.x"));
-        assert!(!is_temp_name(b".f.cmux-tmp."));
     }
 }

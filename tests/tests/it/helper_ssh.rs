@@ -330,3 +330,25 @@ async fn five_hundred_operations_at_once_over_one_channel_with_max_sessions_1() 
         &failures[..failures.len().min(5)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rc_file_that_exits_never_gives_a_false_success() {
+    let sshd = TestSshd::start_with(cmux_integration_tests::sshd::SshdOptions {
+        private_home: true,
+        ..Default::default()
+    });
+    // sshd's bash reads ~/.bashrc before anything cmux sends: the helper cannot start,
+    // the shell path runs nothing either. Whatever happens, no exit 0.
+    std::fs::write(sshd.home().join(".bashrc"), "echo 'rc: bye' >&2\nexit 0\n").expect("rc");
+    let rt = sshd.runtime();
+    match rt
+        .output(ExecRequest::script("echo hi; exit 5"), 1 << 16)
+        .await
+    {
+        Ok(out) => assert_eq!(out.status, ExitStatus::Exited(5), "the real status"),
+        Err(e) => assert!(
+            e.to_string().contains("startup files"),
+            "a clear error naming the cause: {e}"
+        ),
+    }
+}

@@ -35,6 +35,6 @@ mod ssh_kill;
 mod ssh_multiprocess;
 mod ssh_safety;
 mod ssh_workspace;
-mod tools_native_generic;
 mod ssh_wrapper;
 mod ssh_write_safety;
+mod tools_native_generic;

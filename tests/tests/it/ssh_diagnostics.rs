@@ -16,7 +16,17 @@ async fn a_shell_printing_on_stdout_is_named_for_sftp_and_doctor() {
         ..Default::default()
     });
     std::fs::write(sshd.home().join(".bashrc"), "echo 'WELCOME to the host'\n").expect("rc");
-    let rt = sshd.runtime();
+    // The host helper skips what a shell prints before it starts (a random token
+    // marks its first byte): the same host just works.
+    let helper = sshd.runtime();
+    let text = helper
+        .read_file(&RemotePath::new("/etc/hostname").expect("path"))
+        .await
+        .expect("the helper reads despite the rc's output");
+    assert!(!text.is_empty());
+    helper.disconnect().await;
+    // The shell/SFTP path cannot: the message names the cause.
+    let rt = sshd.fallback_runtime();
     let err = rt
         .read_file(&RemotePath::new("/etc/hostname").expect("path"))
         .await
@@ -29,7 +39,8 @@ async fn a_shell_printing_on_stdout_is_named_for_sftp_and_doctor() {
     );
     assert!(text.contains("silent non-interactive shell"), "{text}");
 
-    let report = cmux_backend_ssh::doctor::doctor(sshd.alias(), &sshd.ssh_options()).await;
+    let options = sshd.ssh_options().helper(cmux_backend_ssh::HelperMode::Off);
+    let report = cmux_backend_ssh::doctor::doctor(sshd.alias(), &options).await;
     let check = |name: &str| {
         report
             .checks
@@ -50,10 +61,24 @@ async fn a_shell_printing_on_stdout_is_named_for_sftp_and_doctor() {
 /// connection error (the CLI's exit 255), not "Background task failed".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_cut_by_the_host_dying_is_a_connection_error() {
+    stream_cut_by_the_host_dying(false).await;
+}
+
+/// The same on the shell/SFTP path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_by_the_host_dying_is_a_connection_error_on_the_shell_path() {
+    stream_cut_by_the_host_dying(true).await;
+}
+
+async fn stream_cut_by_the_host_dying(fallback: bool) {
     let mut sshd = TestSshd::start();
     let big = sshd.scratch().join("big");
     std::fs::write(&big, vec![b'x'; 64 << 20]).expect("big file");
-    let rt = sshd.runtime();
+    let rt = if fallback {
+        sshd.fallback_runtime()
+    } else {
+        sshd.runtime()
+    };
     let mut stream = rt
         .open_read(&RemotePath::new(big.to_string_lossy().into_owned()).expect("path"))
         .await

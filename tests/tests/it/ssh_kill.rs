@@ -96,7 +96,8 @@ async fn cancel_kills_the_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeout_covers_the_wait_for_a_channel() {
     let sshd = TestSshd::start();
-    let mut options = sshd.ssh_options();
+    // Channels are the shell/SFTP path's limit (the helper needs one per connection).
+    let mut options = sshd.ssh_options().helper(cmux_backend_ssh::HelperMode::Off);
     options.channels_per_connection = 1;
     options.max_connections = 1;
     let rt = cmux_backend_ssh::SshRuntime::new(sshd.alias(), options).expect("runtime");

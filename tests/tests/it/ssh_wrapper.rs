@@ -21,7 +21,7 @@ fn private_home() -> TestSshd {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_status_marker_is_output_not_the_status() {
     let sshd = TestSshd::start();
-    let rt = sshd.runtime();
+    let rt = sshd.fallback_runtime();
     let out = rt
         .output(
             ExecRequest::script(r#"printf "\000cmux-status:x0\n" >&2; sleep 3; exit 1"#)
@@ -54,7 +54,7 @@ async fn a_forged_status_marker_is_output_not_the_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_pgid_marker_does_not_redirect_the_kill() {
     let sshd = TestSshd::start();
-    let rt = sshd.runtime();
+    let rt = sshd.fallback_runtime();
     // A bystander process group of the same user on the host (the same machine).
     let mut victim = std::process::Command::new("setsid")
         .args(["sleep", "1000"])
@@ -104,7 +104,7 @@ async fn a_missing_status_is_a_failure_naming_the_startup_files() {
         "echo 'rc: goodbye' >&2\nexit 0\n",
     )
     .expect("bashrc");
-    let rt = sshd.runtime();
+    let rt = sshd.fallback_runtime();
     let err = rt
         .output(ExecRequest::script("echo hi; exit 5"), 1 << 20)
         .await
@@ -117,7 +117,10 @@ async fn a_missing_status_is_a_failure_naming_the_startup_files() {
         "{text}"
     );
 
-    let ctx = ToolContext::new(std::sync::Arc::new(sshd.runtime()), sshd.scratch_path());
+    let ctx = ToolContext::new(
+        std::sync::Arc::new(sshd.fallback_runtime()),
+        sshd.scratch_path(),
+    );
     let input = BashInput {
         command: "echo hi; exit 5".into(),
         timeout_secs: Some(60.0),
@@ -127,7 +130,8 @@ async fn a_missing_status_is_a_failure_naming_the_startup_files() {
     let bash = tools::bash(&ctx, input).await;
     assert!(bash.is_err(), "bash tool: {bash:?}");
 
-    let report = cmux_backend_ssh::doctor::doctor(sshd.alias(), &sshd.ssh_options()).await;
+    let options = sshd.ssh_options().helper(cmux_backend_ssh::HelperMode::Off);
+    let report = cmux_backend_ssh::doctor::doctor(sshd.alias(), &options).await;
     assert!(!report.ok(), "{report:?}");
     let bash_check = report
         .checks
@@ -145,7 +149,7 @@ async fn a_missing_status_is_a_failure_naming_the_startup_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_values_are_not_on_any_command_line() {
     let sshd = TestSshd::start();
-    let rt = sshd.runtime();
+    let rt = sshd.fallback_runtime();
     let secret = format!("cmux-secret-{}-{}", std::process::id(), fastrand::u64(..));
     let started = sshd.scratch().join("started");
     let mut p = rt
@@ -214,7 +218,7 @@ async fn commands_get_the_login_environment_without_its_output() {
     .expect("profile");
     // The login shell's own rc warns on stderr: not the command's output either.
     std::fs::write(home.join(".bashrc"), "echo 'rc: a warning' >&2\n").expect("bashrc");
-    let rt = sshd.runtime();
+    let rt = sshd.fallback_runtime();
     let out = rt
         .output(
             ExecRequest::argv(["cargo", "--version"]).stdin(Stdin::Bytes(b"x\n".to_vec())),
@@ -254,7 +258,7 @@ async fn the_login_environment_is_read_once_per_connection() {
         ),
     )
     .expect("profile");
-    let rt = sshd.runtime();
+    let rt = sshd.fallback_runtime();
     for _ in 0..3 {
         let out = rt
             .output(ExecRequest::script("printf %s \"$FROM_PROFILE\""), 1024)

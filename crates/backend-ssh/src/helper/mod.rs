@@ -160,11 +160,10 @@ async fn start(state: &HostState) -> Result<std::result::Result<Arc<HelperConnec
     let base = scripts::base_dir_expr(state.opts.helper_install_dir.as_ref());
     let mut reinstalled = false;
     for _ in 0..3 {
-        let conn = state.primary().await?;
         let sync = sync_marker();
         let dirs: Vec<String> = builds.iter().map(|(_, _, a)| a.dir_name()).collect();
         let script = scripts::start_script(&base, &dirs, &sync);
-        let launched = launch(state, &conn, &script, &sync).await?;
+        let launched = launch(state, &script, &sync).await?;
         match launched {
             Launched::Ready(helper) => {
                 let hello = helper.hello().clone();
@@ -184,7 +183,7 @@ async fn start(state: &HostState) -> Result<std::result::Result<Arc<HelperConnec
                             )));
                         }
                         tracing::info!(host = %state.host, found = %hello.build, "the helper on the host is another build: reinstalling it");
-                        if let Err(why) = install(state, &conn, &base, &art, true).await? {
+                        if let Err(why) = install(state, &base, &art, true).await? {
                             return Ok(Err(why));
                         }
                         reinstalled = true;
@@ -207,7 +206,7 @@ async fn start(state: &HostState) -> Result<std::result::Result<Arc<HelperConnec
                     )));
                 };
                 tracing::info!(host = %state.host, "installing the cmux helper ({} bytes)", art.size);
-                if let Err(why) = install(state, &conn, &base, art, gzip).await? {
+                if let Err(why) = install(state, &base, art, gzip).await? {
                     return Ok(Err(why));
                 }
                 reinstalled = true;
@@ -218,7 +217,7 @@ async fn start(state: &HostState) -> Result<std::result::Result<Arc<HelperConnec
                 // foreign or damaged file): install the real build once over it.
                 tracing::info!(host = %state.host, "the installed helper did not start ({why}): reinstalling it");
                 let Launched::Missing { os, arch, gzip } =
-                    launch(state, &conn, &scripts::probe_script(), &sync).await?
+                    launch(state, &scripts::probe_script(), &sync).await?
                 else {
                     return Ok(Err(why));
                 };
@@ -227,7 +226,7 @@ async fn start(state: &HostState) -> Result<std::result::Result<Arc<HelperConnec
                 else {
                     return Ok(Err(why));
                 };
-                if let Err(why) = install(state, &conn, &base, art, gzip).await? {
+                if let Err(why) = install(state, &base, art, gzip).await? {
                     return Ok(Err(why));
                 }
                 reinstalled = true;
@@ -254,26 +253,34 @@ fn sync_marker() -> String {
 }
 
 /// Opens a channel on `conn` running `command`, replacing a dead master.
+/// Opens a channel running `command` on the host's master, replacing a master found
+/// dead (a killed master leaves its socket behind) up to twice.
 async fn open_channel(
     state: &HostState,
-    conn: &Arc<Conn>,
     command: &str,
-) -> Result<openssh::Child<Arc<openssh::Session>>> {
-    match exec::open(state, conn, command, true).await {
-        Ok(child) => Ok(child),
-        Err(OpenError::Fatal(e)) => Err(e),
-        Err(OpenError::Dead) => Err(Error::Connection {
-            host: state.host.clone(),
-            message: format!(
-                "the ssh connection died while starting the cmux helper; retry, or run `{}` by hand",
-                state.manual_ssh()
-            ),
-        }),
+) -> Result<(Arc<Conn>, openssh::Child<Arc<openssh::Session>>)> {
+    for _ in 0..3 {
+        let conn = state.primary().await?;
+        match exec::open(state, &conn, command, true).await {
+            Ok(child) => return Ok((conn, child)),
+            Err(OpenError::Fatal(e)) => return Err(e),
+            // `open` forgot the dead master: the next round connects again.
+            Err(OpenError::Dead) => continue,
+        }
     }
+    Err(Error::Connection {
+        host: state.host.clone(),
+        message: format!(
+            "the ssh connection keeps dying while starting the cmux helper ({}); retry, or run `{}` by hand",
+            cmux_core::error::NOTHING_RAN,
+            state.manual_ssh()
+        ),
+    })
 }
 
-async fn launch(state: &HostState, conn: &Arc<Conn>, script: &str, sync: &str) -> Result<Launched> {
-    let mut child = open_channel(state, conn, script).await?;
+async fn launch(state: &HostState, script: &str, sync: &str) -> Result<Launched> {
+    let (conn, mut child) = open_channel(state, script).await?;
+    let conn = &conn;
     let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
         return Ok(Launched::Failed("the helper channel has no stdio".into()));
     };
@@ -317,7 +324,9 @@ async fn launch(state: &HostState, conn: &Arc<Conn>, script: &str, sync: &str) -
                 let wait = child.wait();
                 tokio::pin!(wait);
                 tokio::select! {
-                    _ = &mut wait => watched.close(),
+                    _ = &mut wait => watched.close_because(
+                        "the ssh channel to the helper closed (the connection dropped, or the helper exited)",
+                    ),
                     () = watched.closed() => {
                         let _ = tokio::time::timeout(Duration::from_secs(5), &mut wait).await;
                     }
@@ -378,7 +387,6 @@ async fn launch(state: &HostState, conn: &Arc<Conn>, script: &str, sync: &str) -
 /// Uploads `art` with the install script: `Ok(Err(why))` when the host refused it.
 async fn install(
     state: &HostState,
-    conn: &Arc<Conn>,
     base: &str,
     art: &artifact::Artifact,
     host_has_gzip: bool,
@@ -388,7 +396,8 @@ async fn install(
         Err(why) => return Ok(Err(why)),
     };
     let script = scripts::install_script(base, &art.dir_name(), art.size, &art.sha256, gzipped);
-    let mut child = open_channel(state, conn, &script).await?;
+    let (conn, mut child) = open_channel(state, &script).await?;
+    let conn = &conn;
     let mut stdin = child.stdin().take();
     let mut stdout = child.stdout().take();
     let mut stderr = child.stderr().take();

@@ -527,7 +527,8 @@ fn doctor_shows_what_ssh_resolved_and_checks_the_host() {
             "ssh connection",
             "ssh bash",
             "ssh git",
-            "ssh sftp"
+            "ssh sftp",
+            "ssh mode"
         ]
     );
     let resolved = &doc["checks"][0]["data"];
@@ -803,8 +804,8 @@ fn doctor_names_a_host_without_sftp_and_the_fix() {
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["checks"][4]["what"], "ssh sftp");
     assert_eq!(doc["checks"][4]["ok"], false);
-    let base = r.src_base();
-    let out = run_fallback(&r.new_args("w", base.to_str().expect("utf-8"), &[]));
+    // Files need it on that path: one line naming the host and the fix.
+    let out = run_fallback(&["cat", "with-helper", "README.md"]);
     assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");

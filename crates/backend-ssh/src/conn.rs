@@ -14,14 +14,7 @@ use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::control_dir::{control_dir_for, open_private, read_private};
 use crate::diag::{self, Failure};
-use crate::SshOptions;
-
-/// Spacing of connection attempts while a host is down: at most 6 a minute, from
-/// every cmux process together.
-const RETRY_SPACING: Duration = Duration::from_secs(10);
-
-/// Shortest spacing of "is the host back?" probes (one TCP connect each).
-const PROBE_SPACING: Duration = Duration::from_secs(1);
+use crate::options::SshOptions;
 
 /// How long a refused SFTP channel is retried (as long as exec channels: a burst of
 /// separate cmux processes can hold a host's sessions that long on a busy machine).
@@ -39,7 +32,8 @@ pub(crate) struct HostState {
     key: String,
     conns: Mutex<Vec<Arc<Conn>>>,
     grow: tokio::sync::Mutex<()>,
-    backoff: Mutex<Backoff>,
+    /// The connection budget shared with other processes.
+    pub(crate) budget: crate::budget::Budget,
     /// Directories whose stale temporary files were swept recently.
     pub(crate) sweeper: cmux_core::temp::TempSweeper,
     /// The shortest SFTP round trip seen, in microseconds (`u64::MAX`: none yet).
@@ -48,11 +42,6 @@ pub(crate) struct HostState {
     pub(crate) modes: crate::exec_write::ModeCache,
     /// The host helper's connection, once started (or why it is not used).
     pub(crate) helper_slot: crate::helper::HelperSlot,
-    /// The address and port `ssh -G` resolves the host to (`None`: behind a
-    /// ProxyJump/ProxyCommand, or unresolved), for the cheap "is it back?" probe.
-    probe_target: OnceCell<Option<(String, u16)>>,
-    /// When the last probe was sent.
-    last_probe: Mutex<Option<Instant>>,
 }
 
 /// One master (a slot): the mux session, its channel gate, its SFTP session.
@@ -68,13 +57,6 @@ pub(crate) struct Conn {
     /// Names this master's login-environment cache on the host (see `wrapper`): the
     /// same for every process attached to the master, new with a new master.
     pub(crate) login_key: String,
-}
-
-#[derive(Debug, Default)]
-struct Backoff {
-    failures: u32,
-    next_attempt: Option<Instant>,
-    last: Option<Failure>,
 }
 
 type Registry = Mutex<HashMap<(String, SshOptions), Weak<HostState>>>;
@@ -103,9 +85,9 @@ fn stable_hash(parts: &[&[u8]]) -> u64 {
 impl HostState {
     /// The state shared by every runtime of `host` with `opts` in this process.
     pub(crate) fn shared(host: String, opts: SshOptions) -> Result<Arc<HostState>> {
-        let key = (host.clone(), opts.clone());
+        let reg_key = (host.clone(), opts.clone());
         let mut reg = lock(registry());
-        if let Some(state) = reg.get(&key).and_then(Weak::upgrade) {
+        if let Some(state) = reg.get(&reg_key).and_then(Weak::upgrade) {
             return Ok(state);
         }
         let dest = crate::destination::Destination::parse(&host)?;
@@ -116,24 +98,40 @@ impl HostState {
             .map(|p| p.as_os_str().as_encoded_bytes().to_vec())
             .unwrap_or_default();
         let hash = stable_hash(&[host.as_bytes(), &config]);
+        let key = format!("{hash:016x}");
+        // Per host, config and host-key policy: accepting a new key right after a
+        // strict refusal is a deliberate new attempt.
+        let policy = if opts.accept_new_host_key {
+            "accept-new"
+        } else {
+            "strict"
+        };
+        let budget_path = ctl_dir.join(format!("{key}-{policy}.backoff"));
+        let mut probe_args: Vec<String> = match &opts.config_file {
+            Some(cfg) => vec!["-F".into(), cfg.to_string_lossy().into_owned()],
+            None => Vec::new(),
+        };
+        probe_args.push("-G".into());
+        probe_args.extend(dest.option_words());
+        probe_args.push("--".into());
+        probe_args.push(dest.host.clone());
+        let budget = crate::budget::Budget::new(host.clone(), budget_path, probe_args);
         let state = Arc::new(HostState {
             host,
+            budget,
             dest,
             opts,
             ctl_dir,
-            key: format!("{hash:016x}"),
+            key,
             conns: Mutex::new(Vec::new()),
             grow: tokio::sync::Mutex::new(()),
-            backoff: Mutex::new(Backoff::default()),
             sweeper: cmux_core::temp::TempSweeper::new(),
             min_rtt_us: std::sync::atomic::AtomicU64::new(u64::MAX),
             modes: Default::default(),
             helper_slot: Default::default(),
-            probe_target: OnceCell::new(),
-            last_probe: Mutex::new(None),
         });
         reg.retain(|_, w| w.strong_count() > 0);
-        reg.insert(key, Arc::downgrade(&state));
+        reg.insert(reg_key, Arc::downgrade(&state));
         Ok(state)
     }
 
@@ -372,11 +370,11 @@ impl HostState {
         if let Some(s) = self.try_attach(&sock).await {
             return Ok(s);
         }
-        self.check_backoff().await?;
+        self.budget.check().await?;
         let result = self.launch_master(&sock).await;
         match result {
             Ok(()) => {
-                self.clear_backoff();
+                self.budget.clear();
                 drop(lock_file);
                 self.try_attach(&sock).await.ok_or_else(|| Error::Connection {
                     host: self.host.clone(),
@@ -390,172 +388,11 @@ impl HostState {
             Err(failure) => {
                 // Recorded before the lock is released: processes waiting on it see
                 // the budget and fail fast instead of attempting too.
-                self.record_failure(&failure);
+                self.budget.record_failure(&failure);
                 drop(lock_file);
                 Err(failure.to_error(&self.host))
             }
         }
-    }
-
-    /// The host's connection budget, shared by every cmux process through a file in
-    /// the control dir (per host, config and host-key policy: accepting a new key
-    /// right after a strict refusal is a deliberate new attempt).
-    fn backoff_path(&self) -> PathBuf {
-        let policy = if self.opts.accept_new_host_key {
-            "accept-new"
-        } else {
-            "strict"
-        };
-        self.ctl_dir.join(format!("{}-{policy}.backoff", self.key))
-    }
-
-    fn record_failure(&self, failure: &Failure) {
-        let delay = RETRY_SPACING + Duration::from_secs_f64(2.0 * fastrand::f64());
-        {
-            let mut b = lock(&self.backoff);
-            b.failures += 1;
-            b.next_attempt = Some(Instant::now() + delay);
-            b.last = Some(failure.clone());
-        }
-        let next_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| (d + delay).as_millis())
-            .unwrap_or(0);
-        let line = format!(
-            "{next_ms}\t{}\t{}\n",
-            failure.kind.as_str(),
-            failure.detail.replace(['\n', '\t'], " ")
-        );
-        let path = self.backoff_path();
-        let temp = path.with_extension(format!("tmp{}", std::process::id()));
-        let written = open_private(&temp, true).and_then(|mut f| {
-            use std::io::Write;
-            f.write_all(line.as_bytes())
-        });
-        if written.is_ok() && std::fs::rename(&temp, &path).is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-    }
-
-    /// Forgets the recorded failure (this process's and the shared file): the next
-    /// attempt is made at once. For `doctor`, which must always try for real.
-    pub(crate) fn clear_backoff(&self) {
-        *lock(&self.backoff) = Backoff::default();
-        let _ = std::fs::remove_file(self.backoff_path());
-    }
-
-    /// Fails fast while the host's connection budget waits after a failure, unless a
-    /// cheap probe finds that the host accepts TCP connections again (after "connection
-    /// refused" or a timeout): then the attempt is made at once instead of waiting out
-    /// the 10-12 s.
-    async fn check_backoff(&self) -> Result<()> {
-        let now = Instant::now();
-        let (wait, failure) = {
-            let b = lock(&self.backoff);
-            match (b.next_attempt, &b.last) {
-                (Some(at), Some(last)) if at > now => (Some(at - now), Some(last.clone())),
-                _ => (None, None),
-            }
-        };
-        let (wait, failure) = match (wait, failure) {
-            (Some(w), Some(f)) => (w, f),
-            _ => match self.read_budget_file() {
-                Some(found) => found,
-                None => return Ok(()),
-            },
-        };
-        // Only after "connection refused" (nothing listened): a port that accepts now
-        // is a changed host. A port that accepted but failed the handshake (an
-        // overloaded sshd) is left to the budget, and so are probes themselves: at most
-        // one a second.
-        let refused = failure.kind == crate::diag::Kind::Connection
-            && failure.detail.contains("Connection refused");
-        if refused && self.probe_due() && self.port_accepts().await {
-            tracing::info!(host = %self.host, "the host accepts connections again: trying now");
-            self.clear_backoff();
-            return Ok(());
-        }
-        let mut failure = failure;
-        failure.detail.push_str(&format!(
-            " (cmux waits {:.0}s before the next connection attempt to this host)",
-            wait.as_secs_f64().ceil()
-        ));
-        Err(failure.to_error(&self.host))
-    }
-
-    /// True at most once a second: whether a probe may be sent now.
-    fn probe_due(&self) -> bool {
-        let mut last = lock(&self.last_probe);
-        let now = Instant::now();
-        match *last {
-            Some(at) if now.duration_since(at) < PROBE_SPACING => false,
-            _ => {
-                *last = Some(now);
-                true
-            }
-        }
-    }
-
-    /// Whether the host's ssh port accepts a TCP connection now (1 s at most). The
-    /// address comes from `ssh -G`, asked once; a host reached through a ProxyJump or
-    /// ProxyCommand cannot be probed this way (false).
-    async fn port_accepts(&self) -> bool {
-        let target = self
-            .probe_target
-            .get_or_init(|| async {
-                let mut g = tokio::process::Command::new("ssh");
-                g.args(self.config_words())
-                    .arg("-G")
-                    .args(self.dest.option_words())
-                    .arg("--")
-                    .arg(&self.dest.host)
-                    .stdin(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null());
-                let out = g.output().await.ok().filter(|o| o.status.success())?;
-                let resolved = crate::doctor::parse_ssh_g(&String::from_utf8_lossy(&out.stdout));
-                if resolved.proxy_jump.is_some() || resolved.proxy_command.is_some() {
-                    return None;
-                }
-                Some((resolved.hostname, resolved.port.parse().ok()?))
-            })
-            .await
-            .clone();
-        let Some((host, port)) = target else {
-            return false;
-        };
-        tokio::task::spawn_blocking(move || {
-            use std::net::ToSocketAddrs;
-            let Ok(addrs) = (host.as_str(), port).to_socket_addrs() else {
-                return false;
-            };
-            addrs
-                .take(4)
-                .any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
-        })
-        .await
-        .unwrap_or(false)
-    }
-
-    /// Another process's recorded failure, while its wait runs.
-    fn read_budget_file(&self) -> Option<(Duration, Failure)> {
-        let text = read_private(&self.backoff_path()).ok()?;
-        let mut parts = text.trim_end_matches('\n').splitn(3, '\t');
-        let next_ms: u128 = parts.next()?.parse().ok()?;
-        let kind = crate::diag::Kind::parse(parts.next()?)?;
-        let detail = parts.next()?.to_owned();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_millis();
-        if next_ms <= now_ms {
-            return None;
-        }
-        let wait = Duration::from_millis(u64::try_from(next_ms - now_ms).ok()?);
-        // A clock jump must not lock a host out for long.
-        if wait > RETRY_SPACING * 2 {
-            return None;
-        }
-        Some((wait, Failure { kind, detail }))
     }
 
     async fn launch_master(&self, sock: &Path) -> std::result::Result<(), Failure> {

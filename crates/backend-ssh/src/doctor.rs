@@ -5,24 +5,8 @@
 use cmux_core::{Error, ExecRequest, ExitStatus, Runtime, RuntimeExt};
 use serde::Serialize;
 
+pub use crate::ssh_g::{parse_ssh_g, Resolved};
 use crate::{SshOptions, SshRuntime};
-
-/// What OpenSSH resolved for the host (`ssh -G`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Resolved {
-    /// The real host name or address.
-    pub hostname: String,
-    /// The login user.
-    pub user: String,
-    /// The port.
-    pub port: String,
-    /// Identity files ssh will try (those that exist or not).
-    pub identity_files: Vec<String>,
-    /// `ProxyJump`, when set.
-    pub proxy_jump: Option<String>,
-    /// `ProxyCommand`, when set.
-    pub proxy_command: Option<String>,
-}
 
 /// One check of the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -53,27 +37,6 @@ impl DoctorReport {
     pub fn ok(&self) -> bool {
         self.checks.iter().all(|c| c.ok)
     }
-}
-
-/// Parses `ssh -G` output.
-pub fn parse_ssh_g(text: &str) -> Resolved {
-    let mut r = Resolved::default();
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(' ') else {
-            continue;
-        };
-        let value = value.trim().to_owned();
-        match key {
-            "hostname" => r.hostname = value,
-            "user" => r.user = value,
-            "port" => r.port = value,
-            "identityfile" => r.identity_files.push(value),
-            "proxyjump" if value != "none" => r.proxy_jump = Some(value),
-            "proxycommand" if value != "none" => r.proxy_command = Some(value),
-            _ => {}
-        }
-    }
-    r
 }
 
 fn pass(name: &'static str, detail: impl Into<String>) -> Check {
@@ -169,7 +132,7 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
     };
     // Doctor always tries for real: a failure another cmux process recorded (the
     // connection budget's wait) says nothing about the host now.
-    rt.state.clear_backoff();
+    rt.state.budget.clear();
     if let Err(e) = rt.ensure_ready().await {
         let fix = match &e {
             Error::HostKey { .. } => "see above: verify the host key, then retry (with --accept-new-host-key for a new host)",

@@ -28,21 +28,10 @@ use cmux_core::{Error, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::conn::{Conn, HostState};
+use crate::options::HelperMode;
 use crate::exec::{self, OpenError};
 
 pub(crate) use artifact::normalize;
-
-/// Whether the SSH backend uses the host helper.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum HelperMode {
-    /// Use the helper where it can run (Linux x86_64 hosts, or builds from
-    /// [`crate::SshOptions::helper_dir`]); the shell/SFTP path elsewhere.
-    #[default]
-    Auto,
-    /// Always the shell/SFTP path.
-    Off,
-}
 
 /// How one host is driven, as [`crate::SshRuntime::mode`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -2,8 +2,7 @@
 //! channel gate per master, and the shared reconnect backoff.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,8 @@ use openssh::Session;
 use openssh_sftp_client::{Sftp, SftpOptions};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
-use crate::control_dir::{control_dir_for, open_private, read_private};
-use crate::diag::{self, Failure};
+use crate::control_dir::control_dir_for;
+use crate::master::{self, liveness, stable_hash, Liveness, MasterSpec};
 use crate::options::SshOptions;
 
 /// How long a refused SFTP channel is retried (as long as exec channels: a burst of
@@ -68,18 +67,6 @@ fn registry() -> &'static Registry {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// FNV-1a: stable across processes and builds, unlike std's hasher.
-fn stable_hash(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in part.iter().chain(std::iter::once(&0u8)) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
 }
 
 impl HostState {
@@ -285,8 +272,19 @@ impl HostState {
     async fn add_conn(&self) -> Result<Arc<Conn>> {
         let used: Vec<usize> = self.live().iter().map(|c| c.slot).collect();
         let slot = (0..).find(|s| !used.contains(s)).unwrap_or(0);
-        let session = self.connect_slot(slot).await?;
-        let login_key = self.login_key(&self.socket_path(slot));
+        let mut destination = self.dest.option_words();
+        destination.push("--".into());
+        destination.push(self.dest.host.clone());
+        let spec = MasterSpec {
+            host: &self.host,
+            sock: self.socket_path(slot),
+            ssh_args: self.base_ssh_args(),
+            destination,
+            opts: &self.opts,
+            budget: &self.budget,
+        };
+        let session = master::connect(&spec).await?;
+        let login_key = master::login_key(&self.key, &spec.sock);
         let conn = Arc::new(Conn {
             slot,
             session: Arc::new(session),
@@ -298,186 +296,6 @@ impl HostState {
         });
         lock(&self.conns).push(conn.clone());
         Ok(conn)
-    }
-
-    /// The login-environment cache key of the master behind `sock`: a hash of the
-    /// host's key and the socket file's identity (inode and change time), which every
-    /// attached process sees alike and a new master changes. Empty (no cache) when
-    /// the socket cannot be read.
-    fn login_key(&self, sock: &Path) -> String {
-        use std::os::unix::fs::MetadataExt;
-        match std::fs::symlink_metadata(sock) {
-            Ok(m) => format!(
-                "{:016x}",
-                stable_hash(&[
-                    self.key.as_bytes(),
-                    &m.ino().to_le_bytes(),
-                    &m.ctime().to_le_bytes(),
-                    &m.ctime_nsec().to_le_bytes(),
-                ])
-            ),
-            Err(_) => String::new(),
-        }
-    }
-
-    /// Attaches to the master behind `sock`, waiting while it is merely busy (a burst
-    /// of connections fills its listen backlog): only a socket that refuses or is
-    /// missing counts as dead, so a live master is never replaced.
-    async fn try_attach(&self, sock: &Path) -> Option<Session> {
-        if !sock.exists() {
-            return None;
-        }
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(5);
-        loop {
-            let session = Session::resume_mux(
-                sock.to_path_buf().into_boxed_path(),
-                Some(sock.with_extension("log").into_boxed_path()),
-            );
-            match liveness(&session).await {
-                Liveness::Alive => return Some(session),
-                Liveness::Dead => return None,
-                Liveness::Busy if started.elapsed() > Duration::from_secs(15) => return None,
-                Liveness::Busy => {
-                    tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64())).await;
-                    delay = (delay * 2).min(Duration::from_millis(200));
-                }
-            }
-        }
-    }
-
-    /// Attaches to the slot's master if it answers, or starts one (under a file lock,
-    /// so concurrent processes start one master, not many).
-    async fn connect_slot(&self, slot: usize) -> Result<Session> {
-        let sock = self.socket_path(slot);
-        if let Some(s) = self.try_attach(&sock).await {
-            return Ok(s);
-        }
-        let lock_path = sock.with_extension("lock");
-        let lock_file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
-            let f = open_private(&lock_path, false)?;
-            flock_exclusive(&f)?;
-            Ok(f)
-        })
-        .await
-        .map_err(|e| Error::backend("ssh", format!("lock task failed: {e}")))?
-        .map_err(|e| {
-            Error::backend(
-                "ssh",
-                format!("cannot lock {}: {e}", sock.with_extension("lock").display()),
-            )
-        })?;
-        if let Some(s) = self.try_attach(&sock).await {
-            return Ok(s);
-        }
-        self.budget.check().await?;
-        let result = self.launch_master(&sock).await;
-        match result {
-            Ok(()) => {
-                self.budget.clear();
-                drop(lock_file);
-                self.try_attach(&sock).await.ok_or_else(|| Error::Connection {
-                    host: self.host.clone(),
-                    message: format!(
-                        "the ssh master started but its control socket {} does not answer; retry, or run `cmux doctor --ssh {}`",
-                        sock.display(),
-                        self.host
-                    ),
-                })
-            }
-            Err(failure) => {
-                // Recorded before the lock is released: processes waiting on it see
-                // the budget and fail fast instead of attempting too.
-                self.budget.record_failure(&failure);
-                drop(lock_file);
-                Err(failure.to_error(&self.host))
-            }
-        }
-    }
-
-    async fn launch_master(&self, sock: &Path) -> std::result::Result<(), Failure> {
-        let log = sock.with_extension("log");
-        let _ = std::fs::remove_file(sock);
-        let local = |what: &str, e: std::io::Error| Failure::local(format!("{what}: {e}"));
-        // Never through a planted link (O_NOFOLLOW): truncating the log must not
-        // truncate someone's file.
-        open_private(&log, true).map_err(|e| local("creating the ssh log", e))?;
-        let stderr = open_private(&log, false).map_err(|e| local("opening the ssh log", e))?;
-        let mut cmd = tokio::process::Command::new("ssh");
-        cmd.args(self.base_ssh_args())
-            .arg("-M")
-            .arg("-S")
-            .arg(sock)
-            .arg("-f")
-            .arg("-N")
-            .arg("-E")
-            .arg(&log)
-            .args([
-                "-o".to_owned(),
-                format!(
-                    "ControlPersist={}s",
-                    self.opts.control_persist.as_secs().max(1)
-                ),
-                "-o".to_owned(),
-                format!(
-                    "ConnectTimeout={}",
-                    self.opts.connect_timeout.as_secs().max(1)
-                ),
-                "-o".to_owned(),
-                "ServerAliveInterval=15".to_owned(),
-                "-o".to_owned(),
-                "ServerAliveCountMax=3".to_owned(),
-            ])
-            .args(self.dest.option_words())
-            .args(["--".to_owned(), self.dest.host.clone()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .kill_on_drop(true);
-        tracing::debug!(host = %self.host, sock = %sock.display(), "starting ssh master");
-        let mut child = cmd.spawn().map_err(|e| {
-            local(
-                "cannot run `ssh` (is OpenSSH's client installed and on PATH?)",
-                e,
-            )
-        })?;
-        let limit = self.opts.connect_timeout + Duration::from_secs(30);
-        let started = Instant::now();
-        let waited = {
-            let wait = tokio::time::timeout(limit, child.wait());
-            tokio::pin!(wait);
-            tokio::select! {
-                done = &mut wait => (done, false),
-                () = tokio::time::sleep(crate::SLOW_CONNECT) => {
-                    self.opts.on_connect.notify(crate::ConnectEvent::Slow {
-                        host: self.host.clone(),
-                        waited: started.elapsed(),
-                    });
-                    (wait.await, true)
-                }
-            }
-        };
-        let (waited, slow) = waited;
-        if slow {
-            let connected = matches!(&waited, Ok(Ok(status)) if status.success());
-            self.opts.on_connect.notify(crate::ConnectEvent::Done {
-                host: self.host.clone(),
-                took: started.elapsed(),
-                connected,
-            });
-        }
-        let status = match waited {
-            Ok(status) => status.map_err(|e| local("waiting for ssh", e))?,
-            Err(_) => {
-                let _ = child.kill().await;
-                return Err(Failure::timeout(limit));
-            }
-        };
-        if status.success() {
-            return Ok(());
-        }
-        let text = read_private(&log).unwrap_or_default();
-        Err(diag::classify(&text, status.code()))
     }
 
     /// The SFTP session of `conn`, opened on first use (flush interval 0: the default
@@ -603,42 +421,6 @@ fn shell_noise(err: &openssh_sftp_client::Error) -> Option<String> {
             Some(format!("{}…", String::from_utf8_lossy(&len.to_be_bytes())))
         }
         _ => None,
-    }
-}
-
-/// What a mux alive check says about a master.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Liveness {
-    /// It answered.
-    Alive,
-    /// Its socket is missing or refuses: the master is gone.
-    Dead,
-    /// It did not answer in time or the connect failed otherwise (a full backlog).
-    Busy,
-}
-
-/// Checks a master with a local mux alive check (no round trip to the host).
-pub(crate) async fn liveness(session: &Session) -> Liveness {
-    match tokio::time::timeout(Duration::from_secs(5), session.check()).await {
-        Ok(Ok(())) => Liveness::Alive,
-        Ok(Err(openssh::Error::Disconnected)) => Liveness::Dead,
-        Ok(Err(_)) | Err(_) => Liveness::Busy,
-    }
-}
-
-#[allow(unsafe_code)]
-fn flock_exclusive(file: &File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    loop {
-        // SAFETY: the fd is valid for the lifetime of `file`; flock touches no memory.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
     }
 }
 

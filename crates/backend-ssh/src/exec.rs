@@ -12,7 +12,8 @@ use openssh::{Session, Stdio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::conn::{liveness, Conn, HostState, Liveness};
+use crate::conn::{Conn, HostState};
+use crate::master::{liveness, Liveness};
 use crate::wrapper;
 
 /// How long a refused channel open (MaxSessions, mux backlog) is retried.

@@ -51,8 +51,8 @@ macro_rules! with_sftp {
                 let sftp = match state.sftp(&$conn).await {
                     Ok(sftp) => sftp,
                     Err(e) => {
-                        if crate::conn::liveness(&$conn.session).await
-                            == crate::conn::Liveness::Dead
+                        if crate::master::liveness(&$conn.session).await
+                            == crate::master::Liveness::Dead
                         {
                             let message = match e {
                                 Error::Connection { message, .. } => message,
@@ -72,7 +72,7 @@ macro_rules! with_sftp {
                 Ok(v) => break Ok(v),
                 Err(Fail::Op(e)) => break Err(e),
                 Err(Fail::Transport(message)) => {
-                    if crate::conn::liveness(&$conn.session).await == crate::conn::Liveness::Dead {
+                    if crate::master::liveness(&$conn.session).await == crate::master::Liveness::Dead {
                         state.mark_dead(&$conn);
                         if !retried {
                             retried = true;

@@ -161,6 +161,7 @@ mod exec;
 mod exec_write;
 mod files;
 mod helper;
+mod master;
 mod options;
 mod pipeline;
 pub mod source;
@@ -289,7 +290,7 @@ impl Runtime for SshRuntime {
         // A local mux alive check (no round trip to the host): a master that died since
         // the last operation is replaced here rather than by the next operation.
         let conn = self.state.primary().await?;
-        if conn::liveness(&conn.session).await == conn::Liveness::Dead {
+        if master::liveness(&conn.session).await == master::Liveness::Dead {
             self.state.mark_dead(&conn);
             self.state.primary().await?;
         }

@@ -339,7 +339,7 @@ async fn launch(state: &HostState, script: &str, sync: &str) -> Result<Launched>
                 let gzip = words.next() == Some("gzip");
                 return Ok(Launched::Missing { os, arch, gzip });
             }
-            if crate::conn::liveness(&conn.session).await == crate::conn::Liveness::Dead {
+            if crate::master::liveness(&conn.session).await == crate::master::Liveness::Dead {
                 state.mark_dead(conn);
                 return Err(Error::Connection {
                     host: state.host.clone(),
@@ -427,7 +427,7 @@ async fn install(
     if ok {
         return Ok(Ok(()));
     }
-    if crate::conn::liveness(&conn.session).await == crate::conn::Liveness::Dead {
+    if crate::master::liveness(&conn.session).await == crate::master::Liveness::Dead {
         state.mark_dead(conn);
         return Err(Error::Connection {
             host: state.host.clone(),

@@ -124,8 +124,8 @@ impl Budget {
         // is a changed host. A port that accepted but failed the handshake (an
         // overloaded sshd) is left to the budget, and so are probes themselves: at most
         // one a second.
-        let refused = failure.kind == Kind::Connection
-            && failure.detail.contains("Connection refused");
+        let refused =
+            failure.kind == Kind::Connection && failure.detail.contains("Connection refused");
         if refused && self.probe_due() && self.port_accepts().await {
             tracing::info!(host = %self.host, "the host accepts connections again: trying now");
             self.clear();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use cmux_core::{Error, Result};
 
-use crate::SshOptions;
+use crate::options::SshOptions;
 
 /// Longest socket path we create: OpenSSH binds `<path>.<16 random chars>` first, and
 /// macOS allows 104 bytes including the NUL.

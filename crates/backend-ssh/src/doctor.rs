@@ -132,7 +132,7 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
     };
     // Doctor always tries for real: a failure another cmux process recorded (the
     // connection budget's wait) says nothing about the host now.
-    rt.state.budget.clear();
+    rt.shared.pool.budget.clear();
     if let Err(e) = rt.ensure_ready().await {
         let fix = match &e {
             Error::HostKey { .. } => "see above: verify the host key, then retry (with --accept-new-host-key for a new host)",

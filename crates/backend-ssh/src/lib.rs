@@ -2,7 +2,13 @@
 //!
 //! [`SshRuntime`] runs commands and file operations on any SSH host over one
 //! multiplexed connection (an OpenSSH ControlMaster driven through the `openssh` crate's
-//! native mux), with files over one SFTP session on that connection.
+//! native mux). On a host where it can run, every operation goes to the **host
+//! helper** (`cmux-host`, see `docs/PROTOCOL.md`) over one channel of that master: one
+//! round trip per operation, typed statuses, grep/glob/edit on the host, no limit from
+//! sshd's `MaxSessions`. Elsewhere (another system or architecture without a build, a
+//! noexec home, [`HelperMode::Off`]) the **shell/SFTP path** runs commands through a
+//! bash wrapper on a channel each and files over one SFTP session; it passes the same
+//! conformance suite. [`SshRuntime::mode`] says which a host uses and why.
 //!
 //! ```no_run
 //! # async fn demo() -> cmux_core::Result<()> {
@@ -13,7 +19,33 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## Decisions
+//! ## Layout (one responsibility per module; imports go one way, down this list)
+//!
+//! - `lib.rs`: [`SshRuntime`], which sends each operation to the helper or to the
+//!   shell/SFTP path, and owns the helper path's only retry (below).
+//! - `shared`: one host's state in this process (pool, helper slot, fallback state),
+//!   shared by every runtime of the same host and options.
+//! - `helper/`: starting, installing and checking the host helper on a channel of the
+//!   pool's master (`cmux_backend_pipe::HelperConnection` speaks the protocol).
+//! - `fallback/`: the shell/SFTP path (`exec` + `wrapper`, `files` + `sftp` +
+//!   `pipeline`, `exec_write`).
+//! - `pool`: the masters of one host, their channel gates, and opening a channel.
+//! - `master`: attaching to or starting one ControlMaster; its liveness.
+//! - `budget`: the connection budget shared by every cmux process of the machine.
+//! - `control_dir`, `destination`, `diag`, `ssh_g`, `options`: the control directory,
+//!   host specs, ssh's diagnostics, `ssh -G`, the options.
+//! - `doctor`, `source`: diagnosis of a host, and how a project's commits get there.
+//!
+//! ## Retries
+//!
+//! A retry happens only where the request provably did not reach the host: a refused
+//! channel open (the host's `MaxSessions`, the master's backlog) is retried for 30 s in
+//! `pool`; a helper request none of whose bytes left this process before the channel
+//! broke ([`cmux_core::Error::nothing_ran`]) is sent once more on a new connection, in
+//! `lib.rs`. Anything else in flight when a connection breaks fails with
+//! [`Error::Connection`] (it may have run), and the next operation reconnects.
+//!
+//! ## Decisions (the shell/SFTP path's details are in `fallback/`)
 //!
 //! - **Configuration is OpenSSH's**: the host is passed to the system `ssh` as written
 //!   (alias, `user@host`, hostname), so `~/.ssh/config`, `Include`, `ProxyJump`,
@@ -152,21 +184,18 @@
 #![deny(missing_docs)]
 
 mod budget;
-mod conn;
 mod control_dir;
 mod destination;
 mod diag;
 pub mod doctor;
-mod exec;
-mod exec_write;
-mod files;
+mod fallback;
 mod helper;
 mod master;
 mod options;
-mod pipeline;
+mod pool;
+mod shared;
 pub mod source;
 mod ssh_g;
-mod wrapper;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -181,12 +210,11 @@ pub use control_dir::control_dir_for;
 pub use helper::ConnectionMode;
 pub use options::{ConnectEvent, ConnectObserver, HelperMode, SshOptions, WriteVia, SLOW_CONNECT};
 
-
 /// An SSH host as a cmux runtime. Cheap to clone; clones (and every `SshRuntime` of
 /// the same host and options in this process) share connections and backoff.
 #[derive(Clone, Debug)]
 pub struct SshRuntime {
-    state: Arc<conn::HostState>,
+    shared: Arc<shared::Shared>,
 }
 
 impl SshRuntime {
@@ -197,46 +225,46 @@ impl SshRuntime {
         let host = host.into();
         validate_host(&host)?;
         Ok(SshRuntime {
-            state: conn::HostState::shared(host, options)?,
+            shared: shared::Shared::get(host, options)?,
         })
     }
 
     /// The options this runtime was built with.
     pub fn options(&self) -> &SshOptions {
-        &self.state.opts
+        &self.shared.pool.opts
     }
 
     /// The control socket of the first master (for `ssh -o ControlPath=...`, e.g. a
     /// `git push` that reuses the connection).
     pub fn control_path(&self) -> PathBuf {
-        self.state.socket_path(0)
+        self.shared.pool.socket_path(0)
     }
 
     /// The `ssh` argv prefix (`ssh -F <cfg> -o ControlPath=<socket> -o <safety>...`,
     /// and `-p`/`-l` when the host was written with a port or a user) that reuses the
     /// master: for tools such as `GIT_SSH_COMMAND`, with [`SshRuntime::url_host`].
     pub fn ssh_command_words(&self) -> Vec<String> {
-        self.state.client_words()
+        self.shared.pool.client_words()
     }
 
     /// The host for an `ssh://` URL given to a tool that runs
     /// [`SshRuntime::ssh_command_words`] (git): the host word without the port
     /// (carried by `-p`), IPv6 addresses in brackets.
     pub fn url_host(&self) -> String {
-        self.state.dest.url_host()
+        self.shared.pool.dest.url_host()
     }
 
     /// Asks every master of this host that this process opened or attached to to exit
     /// (`ssh -O exit`). Later operations reconnect.
     pub async fn disconnect(&self) {
-        self.state.close_helper().await;
-        self.state.disconnect_all().await;
+        self.shared.helper.close().await;
+        self.shared.pool.disconnect_all().await;
     }
 
     /// How this host is driven: through the host helper, or the shell/SFTP path and
     /// why. Connects (and installs the helper) when needed.
     pub async fn mode(&self) -> Result<ConnectionMode> {
-        self.state.mode().await
+        self.shared.helper.mode(&self.shared.pool).await
     }
 }
 
@@ -262,11 +290,11 @@ macro_rules! helper_or_fallback {
     ($self:ident, |$h:ident| $op:expr, $fallback:expr) => {{
         let mut retried = false;
         loop {
-            match $self.state.helper().await? {
+            match $self.shared.helper.connection(&$self.shared.pool).await? {
                 None => break $fallback.await,
                 Some($h) => match $op.await {
                     Err(e) if !retried && e.nothing_ran() => {
-                        tracing::debug!(host = %$self.state.host, "resending a request that never left: {e}");
+                        tracing::debug!(host = %$self.shared.pool.host, "resending a request that never left: {e}");
                         retried = true;
                     }
                     other => break other,
@@ -279,7 +307,7 @@ macro_rules! helper_or_fallback {
 #[async_trait]
 impl Runtime for SshRuntime {
     fn host(&self) -> &str {
-        &self.state.host
+        &self.shared.pool.host
     }
 
     fn kind(&self) -> &str {
@@ -289,27 +317,39 @@ impl Runtime for SshRuntime {
     async fn ensure_ready(&self) -> Result<()> {
         // A local mux alive check (no round trip to the host): a master that died since
         // the last operation is replaced here rather than by the next operation.
-        let conn = self.state.primary().await?;
+        let conn = self.shared.pool.primary().await?;
         if master::liveness(&conn.session).await == master::Liveness::Dead {
-            self.state.mark_dead(&conn);
-            self.state.primary().await?;
+            self.shared.pool.mark_dead(&conn);
+            self.shared.pool.primary().await?;
         }
-        self.state.helper().await.map(|_| ())
+        self.shared
+            .helper
+            .connection(&self.shared.pool)
+            .await
+            .map(|_| ())
     }
 
     async fn exec(&self, req: ExecRequest) -> Result<Process> {
-        helper_or_fallback!(self, |h| h.exec(req.clone()), exec::spawn(&self.state, req))
+        helper_or_fallback!(
+            self,
+            |h| h.exec(req.clone()),
+            fallback::exec::spawn(&self.shared.fallback, req)
+        )
     }
 
     async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>> {
-        helper_or_fallback!(self, |h| h.read_file(path), files::read(&self.state, path))
+        helper_or_fallback!(
+            self,
+            |h| h.read_file(path),
+            fallback::files::read(&self.shared.fallback, path)
+        )
     }
 
     async fn open_read(&self, path: &RemotePath) -> Result<BoxRead> {
         helper_or_fallback!(
             self,
             |h| h.open_read(path),
-            files::open_read(&self.state, path)
+            fallback::files::open_read(&self.shared.fallback, path)
         )
     }
 
@@ -317,19 +357,23 @@ impl Runtime for SshRuntime {
         helper_or_fallback!(
             self,
             |h| h.write_file(path, data),
-            files::write(&self.state, path, data)
+            fallback::files::write(&self.shared.fallback, path, data)
         )
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Metadata> {
-        helper_or_fallback!(self, |h| h.stat(path), files::stat(&self.state, path))
+        helper_or_fallback!(
+            self,
+            |h| h.stat(path),
+            fallback::files::stat(&self.shared.fallback, path)
+        )
     }
 
     async fn read_dir(&self, path: &RemotePath) -> Result<Vec<DirEntry>> {
         helper_or_fallback!(
             self,
             |h| h.read_dir(path),
-            files::read_dir(&self.state, path)
+            fallback::files::read_dir(&self.shared.fallback, path)
         )
     }
 
@@ -337,7 +381,7 @@ impl Runtime for SshRuntime {
         helper_or_fallback!(
             self,
             |h| h.create_dir_all(path),
-            files::create_dir_all(&self.state, path)
+            fallback::files::create_dir_all(&self.shared.fallback, path)
         )
     }
 
@@ -345,7 +389,7 @@ impl Runtime for SshRuntime {
         helper_or_fallback!(
             self,
             |h| h.remove(path, recursive),
-            files::remove(&self.state, path, recursive)
+            fallback::files::remove(&self.shared.fallback, path, recursive)
         )
     }
 
@@ -353,7 +397,7 @@ impl Runtime for SshRuntime {
         helper_or_fallback!(
             self,
             |h| h.rename(from, to),
-            files::rename(&self.state, from, to)
+            fallback::files::rename(&self.shared.fallback, from, to)
         )
     }
 
@@ -361,7 +405,7 @@ impl Runtime for SshRuntime {
         helper_or_fallback!(
             self,
             |h| async { h.resolve_path(path) },
-            files::resolve(&self.state, path)
+            fallback::files::resolve(&self.shared.fallback, path)
         )
     }
 

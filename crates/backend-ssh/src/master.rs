@@ -134,7 +134,7 @@ pub(crate) async fn connect(spec: &MasterSpec<'_>) -> Result<Session> {
             // the budget and fail fast instead of attempting too.
             spec.budget.record_failure(&failure);
             drop(lock_file);
-            Err(failure.to_error(&spec.host))
+            Err(failure.to_error(spec.host))
         }
     }
 }
@@ -204,11 +204,13 @@ async fn launch(spec: &MasterSpec<'_>) -> std::result::Result<(), Failure> {
     let (waited, slow) = waited;
     if slow {
         let connected = matches!(&waited, Ok(Ok(status)) if status.success());
-        spec.opts.on_connect.notify(crate::options::ConnectEvent::Done {
-            host: spec.host.to_owned(),
-            took: started.elapsed(),
-            connected,
-        });
+        spec.opts
+            .on_connect
+            .notify(crate::options::ConnectEvent::Done {
+                host: spec.host.to_owned(),
+                took: started.elapsed(),
+                connected,
+            });
     }
     let status = match waited {
         Ok(status) => status.map_err(|e| local("waiting for ssh", e))?,

@@ -20,7 +20,7 @@ pub enum HelperMode {
     Off,
 }
 
-/// How [`SshRuntime`] connects. `Default` suits a user's own hosts.
+/// How [`crate::SshRuntime`] connects. `Default` suits a user's own hosts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct SshOptions {
@@ -57,7 +57,7 @@ pub struct SshOptions {
     pub write_via: WriteVia,
 }
 
-/// How [`SshRuntime`] writes files.
+/// How [`crate::SshRuntime`] writes files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WriteVia {

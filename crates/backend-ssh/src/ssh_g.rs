@@ -40,4 +40,3 @@ pub fn parse_ssh_g(text: &str) -> Resolved {
     }
     r
 }
-

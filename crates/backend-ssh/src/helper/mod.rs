@@ -27,9 +27,9 @@ use cmux_backend_pipe::{Handshake, HelperConnection};
 use cmux_core::{Error, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::conn::{Conn, HostState};
 use crate::options::HelperMode;
-use crate::exec::{self, OpenError};
+use crate::pool::OpenError;
+use crate::pool::{Conn, HostState};
 
 pub(crate) use artifact::normalize;
 
@@ -75,25 +75,29 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an upload may take.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(180);
 
-impl HostState {
-    /// The helper connection, or `None` when this host uses the shell/SFTP path.
-    pub(crate) async fn helper(&self) -> Result<Option<Arc<HelperConnection>>> {
-        if self.opts.helper == HelperMode::Off {
+impl HelperSlot {
+    /// The helper connection of `pool`'s host, or `None` when it uses the shell/SFTP
+    /// path.
+    pub(crate) async fn connection(
+        &self,
+        pool: &HostState,
+    ) -> Result<Option<Arc<HelperConnection>>> {
+        if pool.opts.helper == HelperMode::Off {
             return Ok(None);
         }
-        let mut slot = self.helper_slot.slot.lock().await;
+        let mut slot = self.slot.lock().await;
         match &*slot {
             Slot::Live(c) if !c.is_closed() => return Ok(Some(c.clone())),
             Slot::Unavailable(_) => return Ok(None),
             _ => {}
         }
-        match start(self).await? {
+        match start(pool).await? {
             Ok(conn) => {
                 *slot = Slot::Live(conn.clone());
                 Ok(Some(conn))
             }
             Err(reason) => {
-                tracing::info!(host = %self.host, "using the shell/SFTP path: {reason}");
+                tracing::info!(host = %pool.host, "using the shell/SFTP path: {reason}");
                 *slot = Slot::Unavailable(reason);
                 Ok(None)
             }
@@ -101,13 +105,13 @@ impl HostState {
     }
 
     /// What [`crate::SshRuntime::mode`] reports.
-    pub(crate) async fn mode(&self) -> Result<ConnectionMode> {
-        if self.opts.helper == HelperMode::Off {
+    pub(crate) async fn mode(&self, pool: &HostState) -> Result<ConnectionMode> {
+        if pool.opts.helper == HelperMode::Off {
             return Ok(ConnectionMode::Fallback {
                 reason: "the host helper is turned off (CMUX_HOST_HELPER=off)".into(),
             });
         }
-        match self.helper().await? {
+        match self.connection(pool).await? {
             Some(conn) => {
                 let info = conn.info().await?;
                 Ok(ConnectionMode::Helper {
@@ -117,7 +121,7 @@ impl HostState {
                 })
             }
             None => {
-                let slot = self.helper_slot.slot.lock().await;
+                let slot = self.slot.lock().await;
                 let reason = match &*slot {
                     Slot::Unavailable(r) => r.clone(),
                     _ => "the helper is not running".into(),
@@ -128,8 +132,8 @@ impl HostState {
     }
 
     /// Closes the helper connection (its commands are killed by the helper).
-    pub(crate) async fn close_helper(&self) {
-        let mut slot = self.helper_slot.slot.lock().await;
+    pub(crate) async fn close(&self) {
+        let mut slot = self.slot.lock().await;
         if let Slot::Live(c) = &*slot {
             c.close();
         }
@@ -250,7 +254,7 @@ async fn open_channel(
 ) -> Result<(Arc<Conn>, openssh::Child<Arc<openssh::Session>>)> {
     for _ in 0..3 {
         let conn = state.primary().await?;
-        match exec::open(state, &conn, command, true).await {
+        match state.open_channel(&conn, command, true).await {
             Ok(child) => return Ok((conn, child)),
             Err(OpenError::Fatal(e)) => return Err(e),
             // `open` forgot the dead master: the next round connects again.

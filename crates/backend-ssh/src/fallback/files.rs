@@ -1,6 +1,6 @@
 //! File operations over the SFTP session of the first master.
 //!
-//! Round trips (requests sent together by [`crate::pipeline`] count once): stat,
+//! Round trips (requests sent together by [`super::pipeline`] count once): stat,
 //! rename, mkdir = 1; read = 2 (open + stat, then every read + one finding the end of
 //! file; the close is not awaited); list = 2 up to ~300 entries; write = 3 (lstat +
 //! temp open, then writes + mode, then the rename once the writes succeeded);
@@ -10,15 +10,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cmux_core::temp;
-use cmux_core::{
-    BoxRead, DirEntry, Error, ExecRequest, FileKind, Metadata, RemotePath, Result, RuntimeExt,
-};
+use cmux_core::{BoxRead, DirEntry, Error, ExecRequest, FileKind, Metadata, RemotePath, Result};
 use openssh_sftp_client::error::{Error as SftpError, SftpErrorKind};
 use openssh_sftp_client::file::TokioCompatFile;
 use openssh_sftp_client::fs::Fs;
 use openssh_sftp_client::metadata::{MetaData, Permissions};
 
-use crate::conn::{Conn, HostState};
+use super::Fallback;
+use crate::pool::Conn;
 
 /// Why one attempt of an operation failed.
 enum Fail {
@@ -40,7 +39,7 @@ impl From<Error> for Fail {
 /// when the transport broke and the master is found dead.
 macro_rules! with_sftp {
     ($state:expr, |$conn:ident, $fs:ident| $body:expr) => {{
-        let state: &HostState = $state;
+        let state: &Fallback = $state;
         let mut retried = false;
         loop {
             let $conn: Arc<Conn> = state.primary().await?;
@@ -72,7 +71,9 @@ macro_rules! with_sftp {
                 Ok(v) => break Ok(v),
                 Err(Fail::Op(e)) => break Err(e),
                 Err(Fail::Transport(message)) => {
-                    if crate::master::liveness(&$conn.session).await == crate::master::Liveness::Dead {
+                    if crate::master::liveness(&$conn.session).await
+                        == crate::master::Liveness::Dead
+                    {
                         state.mark_dead(&$conn);
                         if !retried {
                             retried = true;
@@ -127,7 +128,7 @@ fn map(host: &str, path: &RemotePath, what: &str, e: SftpError) -> Fail {
 
 /// `path` made absolute on the host (`~` and relative paths from the home, asked once
 /// per connection).
-async fn absolute(state: &HostState, conn: &Conn, path: &RemotePath) -> Result<String> {
+async fn absolute(state: &Fallback, conn: &Conn, path: &RemotePath) -> Result<String> {
     let s = path.as_str();
     if path.is_absolute() {
         return Ok(path.normalize().as_str().to_owned());
@@ -158,7 +159,7 @@ pub(crate) fn mode_of(meta: &MetaData) -> u32 {
         .unwrap_or(0)
 }
 
-pub(crate) async fn resolve(state: &HostState, path: &str) -> Result<RemotePath> {
+pub(crate) async fn resolve(state: &Fallback, path: &str) -> Result<RemotePath> {
     let path = RemotePath::new(path)?;
     if path.is_absolute() {
         return Ok(path.normalize());
@@ -171,7 +172,7 @@ pub(crate) async fn resolve(state: &HostState, path: &str) -> Result<RemotePath>
 /// size, so every read can be sent at once, and tells a directory apart); then the
 /// reads, with one past the end that must find the end of file. The close is sent
 /// without waiting for its answer.
-pub(crate) async fn read(state: &HostState, path: &RemotePath) -> Result<Vec<u8>> {
+pub(crate) async fn read(state: &Fallback, path: &RemotePath) -> Result<Vec<u8>> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
@@ -195,13 +196,13 @@ pub(crate) async fn read(state: &HostState, path: &RemotePath) -> Result<Vec<u8>
             }
         }
         let expected = meta.ok().and_then(|m| m.len());
-        crate::pipeline::read_to_end(&file, expected)
+        super::pipeline::read_to_end(&file, expected)
             .await
             .map_err(|e| map(host, path, "reading", e))
     })
 }
 
-pub(crate) async fn stat(state: &HostState, path: &RemotePath) -> Result<Metadata> {
+pub(crate) async fn stat(state: &Fallback, path: &RemotePath) -> Result<Metadata> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
@@ -224,7 +225,7 @@ pub(crate) async fn stat(state: &HostState, path: &RemotePath) -> Result<Metadat
 }
 
 /// Round trips: 2 up to ~300 entries (opendir, then readdir requests sent together).
-pub(crate) async fn read_dir(state: &HostState, path: &RemotePath) -> Result<Vec<DirEntry>> {
+pub(crate) async fn read_dir(state: &Fallback, path: &RemotePath) -> Result<Vec<DirEntry>> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
@@ -248,7 +249,7 @@ pub(crate) async fn read_dir(state: &HostState, path: &RemotePath) -> Result<Vec
             }
             Err(e) => return Err(map(host, path, "listing", e)),
         };
-        let listed = crate::pipeline::read_dir_all(dir)
+        let listed = super::pipeline::read_dir_all(dir)
             .await
             .map_err(|e| map(host, path, "listing", e))?;
         let mut entries = Vec::with_capacity(listed.len());
@@ -269,7 +270,7 @@ pub(crate) async fn read_dir(state: &HostState, path: &RemotePath) -> Result<Vec
     })
 }
 
-pub(crate) async fn create_dir_all(state: &HostState, path: &RemotePath) -> Result<()> {
+pub(crate) async fn create_dir_all(state: &Fallback, path: &RemotePath) -> Result<()> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
@@ -314,7 +315,7 @@ pub(crate) async fn create_dir_all(state: &HostState, path: &RemotePath) -> Resu
 }
 
 pub(crate) async fn remove(
-    state: &Arc<HostState>,
+    state: &Arc<Fallback>,
     path: &RemotePath,
     recursive: bool,
 ) -> Result<()> {
@@ -346,19 +347,23 @@ pub(crate) async fn remove(
     })?;
     if let Some(abs) = abs_dir {
         // A tree: one `rm -rf` on the host instead of a round trip per entry.
-        let rt = crate::SshRuntime {
-            state: state.clone(),
-        };
-        rt.run_checked(
-            &format!("rm -rf {path}"),
-            ExecRequest::argv(["rm", "-rf", "--", abs.as_str()]),
-        )
-        .await?;
+        let out = super::exec::spawn(state, ExecRequest::argv(["rm", "-rf", "--", abs.as_str()]))
+            .await?
+            .output(1 << 16)
+            .await?;
+        if !out.status.success() {
+            return Err(Error::CommandFailed {
+                host: state.host.clone(),
+                command: format!("rm -rf {path}"),
+                code: out.status.shell_code(),
+                stderr: cmux_core::runtime::tail(&out.stderr_lossy(), 2000),
+            });
+        }
     }
     Ok(())
 }
 
-pub(crate) async fn rename(state: &HostState, from: &RemotePath, to: &RemotePath) -> Result<()> {
+pub(crate) async fn rename(state: &Fallback, from: &RemotePath, to: &RemotePath) -> Result<()> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let a = absolute(state, &conn, from).await?;
@@ -468,7 +473,7 @@ const STAGED_FILE: &str = "content";
 /// name (a leftover) is never touched: another is drawn, up to
 /// [`temp::TEMP_NAME_ATTEMPTS`] times.
 async fn stage(
-    state: &HostState,
+    state: &Fallback,
     sftp: &openssh_sftp_client::Sftp,
     fs: &Fs,
     path: &RemotePath,
@@ -542,7 +547,7 @@ impl Staging {
 /// Best effort: never fails the write. Runs beside the write (its requests travel
 /// with the write's), so it adds no round trip to a write of three unless stale files
 /// are found.
-async fn sweep_stale_temps(state: &HostState, sftp: &openssh_sftp_client::Sftp, dir: &str) {
+async fn sweep_stale_temps(state: &Fallback, sftp: &openssh_sftp_client::Sftp, dir: &str) {
     if !state.sweeper.due(dir) {
         return;
     }
@@ -550,7 +555,7 @@ async fn sweep_stale_temps(state: &HostState, sftp: &openssh_sftp_client::Sftp, 
     let Ok(handle) = fs.open_dir(if dir.is_empty() { "/" } else { dir }).await else {
         return;
     };
-    let Ok(entries) = crate::pipeline::read_dir_all(handle).await else {
+    let Ok(entries) = super::pipeline::read_dir_all(handle).await else {
         return;
     };
     let now = temp::now_unix();
@@ -593,7 +598,7 @@ async fn sweep_stale_temps(state: &HostState, sftp: &openssh_sftp_client::Sftp, 
             }
         })
         .collect();
-    let stale_dirs: Vec<(Option<String>, String)> = crate::pipeline::join_all(checks)
+    let stale_dirs: Vec<(Option<String>, String)> = super::pipeline::join_all(checks)
         .await
         .into_iter()
         .flatten()
@@ -615,7 +620,7 @@ async fn sweep_stale_temps(state: &HostState, sftp: &openssh_sftp_client::Sftp, 
             }
         })
         .collect();
-    crate::pipeline::join_all(removals).await;
+    super::pipeline::join_all(removals).await;
 }
 
 /// Round trips: 3. (1) the lstat of the target, and the private staging directory
@@ -627,20 +632,20 @@ async fn sweep_stale_temps(state: &HostState, sftp: &openssh_sftp_client::Sftp, 
 /// the temporary file is created inside a directory of mode 0700, and gets the
 /// target's mode before it is renamed out of it.
 ///
-/// When the host is far (see [`crate::exec_write`]), one command instead: 2 round
+/// When the host is far (see [`super::exec_write`]), one command instead: 2 round
 /// trips.
-pub(crate) async fn write(state: &Arc<HostState>, path: &RemotePath, data: &[u8]) -> Result<()> {
+pub(crate) async fn write(state: &Arc<Fallback>, path: &RemotePath, data: &[u8]) -> Result<()> {
     with_sftp!(state.as_ref(), |conn, fs| {
         let abs = absolute(state, &conn, path).await?;
         let sftp = state.sftp(&conn).await?;
         let dir = parent_of(&abs).to_owned();
-        if let Some(mode) = crate::exec_write::planned_mode(state, &abs) {
+        if let Some(mode) = super::exec_write::planned_mode(state, &abs) {
             let name = name_of(&abs, path)?;
             let temp = format!("{dir}/{}", temp::temp_name(name));
-            if let Some(command) = crate::exec_write::command(&abs, &temp, mode, data) {
+            if let Some(command) = super::exec_write::command(&abs, &temp, mode, data) {
                 let (_, written) = tokio::join!(
                     sweep_stale_temps(state, &sftp, &dir),
-                    crate::exec_write::run(state, &command)
+                    super::exec_write::run(state, &command)
                 );
                 if written {
                     return Ok(());
@@ -677,7 +682,7 @@ fn check_replaceable(host: &str, target: &str, meta: &MetaData, me: Option<u32>)
 }
 
 async fn write_attempt(
-    state: &HostState,
+    state: &Fallback,
     conn: &Conn,
     sftp: &Arc<openssh_sftp_client::Sftp>,
     mut fs: Fs,
@@ -770,7 +775,7 @@ async fn write_attempt(
                 None => Ok(()),
             }
         };
-        let (written, moded) = tokio::join!(crate::pipeline::write_all(&file, data), keep_mode);
+        let (written, moded) = tokio::join!(super::pipeline::write_all(&file, data), keep_mode);
         written?;
         moded?;
         Ok(())
@@ -804,7 +809,7 @@ async fn write_attempt(
 /// space of `dir` (`statvfs@openssh.com`), since sftp-server reports a full disk that
 /// way (`needed`: the bytes the write needed, 0 when unknown).
 async fn map_write(
-    state: &HostState,
+    state: &Fallback,
     fs: &Fs,
     path: &RemotePath,
     dir: &str,
@@ -837,7 +842,7 @@ async fn map_write(
 
 /// Streams a file over SFTP (open and stat together: one round trip, then reads as
 /// the caller consumes): no command on the host, so no login-shell startup.
-pub(crate) async fn open_read(state: &HostState, path: &RemotePath) -> Result<BoxRead> {
+pub(crate) async fn open_read(state: &Fallback, path: &RemotePath) -> Result<BoxRead> {
     let host = state.host.as_str();
     with_sftp!(state, |conn, fs| {
         let abs = absolute(state, &conn, path).await?;

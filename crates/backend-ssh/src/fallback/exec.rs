@@ -1,23 +1,21 @@
 //! Commands on the host: `bash -c` over a mux channel, killed as a process group.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use cmux_core::exec::quote_path;
 use cmux_core::{
     BoxRead, BoxWrite, Error, ExecRequest, ExitStatus, Process, ProcessControl, Result, Stdin,
 };
-use openssh::{Session, Stdio};
+use openssh::Session;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::conn::{Conn, HostState};
+use super::wrapper;
+use super::Fallback;
 use crate::master::{liveness, Liveness};
-use crate::wrapper;
-
-/// How long a refused channel open (MaxSessions, mux backlog) is retried.
-const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
+use crate::pool::{Conn, OpenError};
 
 /// How long, after the status marker, the channel's end (both streams and the exit
 /// code) is awaited to confirm the status before the marker alone is trusted (a
@@ -28,7 +26,7 @@ const CONFIRM_WITHIN: Duration = Duration::from_millis(500);
 
 /// The script the job runs: the working directory, then the command. The variables
 /// are exported by the wrapper (the request's own come on stdin), see
-/// [`crate::wrapper`].
+/// [`super::wrapper`].
 fn job_script(req: &ExecRequest) -> Result<String> {
     req.validate()?;
     let mut s = String::new();
@@ -38,56 +36,6 @@ fn job_script(req: &ExecRequest) -> Result<String> {
     s.push_str(&req.command.to_script()?);
     s.push('\n');
     Ok(s)
-}
-
-pub(crate) enum OpenError {
-    /// The master is gone: replace it and try again.
-    Dead,
-    /// Something else, already an error for the user.
-    Fatal(Error),
-}
-
-/// Opens a channel for `command` on `conn`, retrying refused opens with jittered
-/// backoff (another process may hold the host's channels for a moment).
-pub(crate) async fn open(
-    state: &HostState,
-    conn: &Arc<Conn>,
-    command: &str,
-    stdin: bool,
-) -> std::result::Result<openssh::Child<Arc<Session>>, OpenError> {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(5);
-    loop {
-        let result = Session::to_raw_command(conn.session.clone(), command)
-            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .await;
-        let err = match result {
-            Ok(child) => return Ok(child),
-            Err(e) => e,
-        };
-        if liveness(&conn.session).await == Liveness::Dead {
-            state.mark_dead(conn);
-            return Err(OpenError::Dead);
-        }
-        if started.elapsed() > OPEN_RETRY_FOR {
-            return Err(OpenError::Fatal(Error::Connection {
-                host: state.host.clone(),
-                message: format!(
-                    "the host kept refusing new channels for {}s ({err}); its sshd MaxSessions may be below 10, \
-                     or too many cmux processes share it: retry later ({})",
-                    OPEN_RETRY_FOR.as_secs(),
-                    cmux_core::error::NOTHING_RAN
-                ),
-            }));
-        }
-        tracing::debug!(host = %state.host, "channel open refused ({err}); retrying");
-        let jittered = delay.mul_f64(0.5 + fastrand::f64());
-        tokio::time::sleep(jittered).await;
-        delay = (delay * 2).min(Duration::from_millis(250));
-    }
 }
 
 /// A channel for a command, or why none was waited for to the end.
@@ -107,7 +55,7 @@ enum Opened {
 /// Opens a gated channel, replacing a dead master once. The wait for a connection and
 /// a free channel counts against the request's timeout and honours its cancellation.
 async fn open_gated(
-    state: &Arc<HostState>,
+    state: &Arc<Fallback>,
     command: &(dyn Fn(&Conn) -> String + Sync),
     stdin: bool,
     req: &ExecRequest,
@@ -126,7 +74,7 @@ async fn open_gated(
             () = sleep => return Ok(Opened::Stopped(ExitStatus::TimedOut)),
             () = cancel.cancelled() => return Ok(Opened::Stopped(ExitStatus::Cancelled)),
         };
-        match open(state, &conn, &command(&conn), stdin).await {
+        match state.open_channel(&conn, &command(&conn), stdin).await {
             Ok(child) => return Ok(Opened::Channel(Box::new((conn, permit, child)))),
             Err(OpenError::Fatal(e)) => return Err(e),
             Err(OpenError::Dead) => continue,
@@ -145,7 +93,7 @@ async fn open_gated(
 /// A command stopped before it started (its timeout or cancellation came while it
 /// waited for a connection or a free channel): it reports that status, and says why
 /// on stderr.
-fn stopped_before_start(state: &HostState, status: ExitStatus, req: &ExecRequest) -> Process {
+fn stopped_before_start(state: &Fallback, status: ExitStatus, req: &ExecRequest) -> Process {
     let note = format!(
         "cmux: {status} while waiting for a free channel to {} (at most {} commands run at once per connection); \
          the command did not start\n",
@@ -187,7 +135,7 @@ enum Outcome {
     NoStatus(String),
 }
 
-pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Process> {
+pub(crate) async fn spawn(state: &Arc<Fallback>, req: ExecRequest) -> Result<Process> {
     let script = job_script(&req)?;
     let env_on_stdin = !req.env.is_empty();
     let piped = env_on_stdin || !matches!(req.stdin, Stdin::Null);
@@ -276,7 +224,7 @@ pub(crate) async fn spawn(state: &Arc<HostState>, req: ExecRequest) -> Result<Pr
 /// and the session is kept until the streams end (closing it earlier makes the master
 /// drop output it still buffers).
 async fn settle(
-    state: &Arc<HostState>,
+    state: &Arc<Fallback>,
     conn: &Arc<Conn>,
     child: openssh::Child<Arc<Session>>,
     streams: Streams,
@@ -374,7 +322,7 @@ fn confirm(
 
 /// Why the status marker never came, from the channel's exit.
 async fn no_status(
-    state: &HostState,
+    state: &Fallback,
     conn: &Arc<Conn>,
     started: bool,
     login_noise: &[u8],
@@ -507,7 +455,7 @@ fn filter_stderr(
 }
 
 struct SshControl {
-    state: Arc<HostState>,
+    state: Arc<Fallback>,
     conn: Arc<Conn>,
     result: watch::Receiver<Option<Outcome>>,
     pgid: watch::Receiver<Option<i32>>,
@@ -563,9 +511,9 @@ impl ProcessControl for SshControl {
 
 /// `kill -KILL -- -<pgid>` on the host, on a channel outside the gate (the spare one),
 /// so a kill never waits behind the commands it is meant to stop.
-async fn kill_group(state: &Arc<HostState>, conn: &Arc<Conn>, pgid: i32) -> Result<()> {
+async fn kill_group(state: &Arc<Fallback>, conn: &Arc<Conn>, pgid: i32) -> Result<()> {
     let command = format!("kill -KILL -- -{pgid} 2>/dev/null; true");
-    let child = match open(state, conn, &command, false).await {
+    let child = match state.open_channel(conn, &command, false).await {
         Ok(child) => child,
         // The master died: the host's sshd hangs up the session, which ends the
         // command's session with SIGHUP; nothing else can reach it.

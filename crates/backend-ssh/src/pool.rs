@@ -1,23 +1,19 @@
 //! Connections to one host: ControlMaster sockets, their reuse across processes, the
 //! channel gate per master, and the shared reconnect backoff.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cmux_core::{quote, Error, Result};
 use openssh::Session;
-use openssh_sftp_client::{Sftp, SftpOptions};
+use openssh::Stdio;
+use openssh_sftp_client::Sftp;
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::control_dir::control_dir_for;
 use crate::master::{self, liveness, stable_hash, Liveness, MasterSpec};
 use crate::options::SshOptions;
-
-/// How long a refused SFTP channel is retried (as long as exec channels: a burst of
-/// separate cmux processes can hold a host's sessions that long on a busy machine).
-const SFTP_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// One host (with one set of options) in this process: its masters and its backoff.
 #[derive(Debug)]
@@ -33,14 +29,6 @@ pub(crate) struct HostState {
     grow: tokio::sync::Mutex<()>,
     /// The connection budget shared with other processes.
     pub(crate) budget: crate::budget::Budget,
-    /// Directories whose stale temporary files were swept recently.
-    pub(crate) sweeper: cmux_core::temp::TempSweeper,
-    /// The shortest SFTP round trip seen, in microseconds (`u64::MAX`: none yet).
-    min_rtt_us: std::sync::atomic::AtomicU64,
-    /// Modes of files seen recently (for writes through a command).
-    pub(crate) modes: crate::exec_write::ModeCache,
-    /// The host helper's connection, once started (or why it is not used).
-    pub(crate) helper_slot: crate::helper::HelperSlot,
 }
 
 /// One master (a slot): the mux session, its channel gate, its SFTP session.
@@ -49,8 +37,10 @@ pub(crate) struct Conn {
     pub(crate) slot: usize,
     pub(crate) session: Arc<Session>,
     pub(crate) gate: Arc<Semaphore>,
-    sftp: Mutex<Option<Arc<OnceCell<Arc<Sftp>>>>>,
-    home: OnceCell<String>,
+    /// The SFTP session on this master (the shell/SFTP path's, opened on first use).
+    pub(crate) sftp: Mutex<Option<Arc<OnceCell<Arc<Sftp>>>>>,
+    /// The remote home directory, asked once over SFTP.
+    pub(crate) home: OnceCell<String>,
     /// The remote user's uid, learned from the first file cmux creates on the host.
     pub(crate) uid: OnceLock<u32>,
     /// Names this master's login-environment cache on the host (see `wrapper`): the
@@ -58,25 +48,67 @@ pub(crate) struct Conn {
     pub(crate) login_key: String,
 }
 
-type Registry = Mutex<HashMap<(String, SshOptions), Weak<HostState>>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How long a refused channel open (MaxSessions, mux backlog) is retried.
+const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Why [`HostState::open_channel`] failed.
+pub(crate) enum OpenError {
+    /// The master is gone: replace it and try again.
+    Dead,
+    /// Something else, already an error for the user.
+    Fatal(Error),
+}
+
 impl HostState {
-    /// The state shared by every runtime of `host` with `opts` in this process.
-    pub(crate) fn shared(host: String, opts: SshOptions) -> Result<Arc<HostState>> {
-        let reg_key = (host.clone(), opts.clone());
-        let mut reg = lock(registry());
-        if let Some(state) = reg.get(&reg_key).and_then(Weak::upgrade) {
-            return Ok(state);
+    /// Opens a channel for `command` on `conn`, retrying refused opens with jittered
+    /// backoff (another process may hold the host's channels for a moment).
+    pub(crate) async fn open_channel(
+        &self,
+        conn: &Arc<Conn>,
+        command: &str,
+        stdin: bool,
+    ) -> std::result::Result<openssh::Child<Arc<Session>>, OpenError> {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(5);
+        loop {
+            let result = Session::to_raw_command(conn.session.clone(), command)
+                .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .await;
+            let err = match result {
+                Ok(child) => return Ok(child),
+                Err(e) => e,
+            };
+            if liveness(&conn.session).await == Liveness::Dead {
+                self.mark_dead(conn);
+                return Err(OpenError::Dead);
+            }
+            if started.elapsed() > OPEN_RETRY_FOR {
+                return Err(OpenError::Fatal(Error::Connection {
+                    host: self.host.clone(),
+                    message: format!(
+                        "the host kept refusing new channels for {}s ({err}); its sshd MaxSessions may be below 10, \
+                         or too many cmux processes share it: retry later ({})",
+                        OPEN_RETRY_FOR.as_secs(),
+                        cmux_core::error::NOTHING_RAN
+                    ),
+                }));
+            }
+            tracing::debug!(host = %self.host, "channel open refused ({err}); retrying");
+            let jittered = delay.mul_f64(0.5 + fastrand::f64());
+            tokio::time::sleep(jittered).await;
+            delay = (delay * 2).min(Duration::from_millis(250));
         }
+    }
+
+    /// The masters of `host` with `opts` (none connected yet).
+    pub(crate) fn new(host: String, opts: SshOptions) -> Result<HostState> {
         let dest = crate::destination::Destination::parse(&host)?;
         let ctl_dir = control_dir_for(&opts)?;
         let config = opts
@@ -103,7 +135,7 @@ impl HostState {
         probe_args.push("--".into());
         probe_args.push(dest.host.clone());
         let budget = crate::budget::Budget::new(host.clone(), budget_path, probe_args);
-        let state = Arc::new(HostState {
+        Ok(HostState {
             host,
             budget,
             dest,
@@ -112,30 +144,7 @@ impl HostState {
             key,
             conns: Mutex::new(Vec::new()),
             grow: tokio::sync::Mutex::new(()),
-            sweeper: cmux_core::temp::TempSweeper::new(),
-            min_rtt_us: std::sync::atomic::AtomicU64::new(u64::MAX),
-            modes: Default::default(),
-            helper_slot: Default::default(),
-        });
-        reg.retain(|_, w| w.strong_count() > 0);
-        reg.insert(reg_key, Arc::downgrade(&state));
-        Ok(state)
-    }
-
-    /// Records how long one SFTP round trip took (a single request, or requests sent
-    /// together and answered at once).
-    pub(crate) fn note_rtt(&self, took: Duration) {
-        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.min_rtt_us
-            .fetch_min(us, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// The shortest round trip seen to this host, if any.
-    pub(crate) fn min_rtt(&self) -> Option<Duration> {
-        match self.min_rtt_us.load(std::sync::atomic::Ordering::Relaxed) {
-            u64::MAX => None,
-            us => Some(Duration::from_micros(us)),
-        }
+        })
     }
 
     pub(crate) fn socket_path(&self, slot: usize) -> PathBuf {
@@ -298,91 +307,6 @@ impl HostState {
         Ok(conn)
     }
 
-    /// The SFTP session of `conn`, opened on first use (flush interval 0: the default
-    /// batching adds ~2 ms to every request).
-    pub(crate) async fn sftp(&self, conn: &Conn) -> Result<Arc<Sftp>> {
-        let cell = lock(&conn.sftp)
-            .get_or_insert_with(Default::default)
-            .clone();
-        cell.get_or_try_init(|| async {
-            // A refused channel (the host's MaxSessions, taken by other processes for
-            // a moment, or the master's socket backlog) is retried like exec channels;
-            // a dead master is not, nor a host without SFTP (the channel opened, then
-            // the subsystem ended: waiting will not change that).
-            let started = Instant::now();
-            let mut delay = Duration::from_millis(10);
-            loop {
-                let result = Sftp::from_clonable_session(
-                    conn.session.clone(),
-                    SftpOptions::new().flush_interval(Duration::ZERO),
-                )
-                .await;
-                let err = match result {
-                    Ok(sftp) => return Ok(Arc::new(sftp)),
-                    Err(e) => e,
-                };
-                // Refusals fail at the mux ("failed to connect to the ssh multiplex
-                // server"); a missing subsystem as "the remote process has terminated".
-                if let Some(printed) = shell_noise(&err) {
-                    return Err(Error::Connection {
-                        host: self.host.clone(),
-                        message: format!(
-                            "cannot start the SFTP subsystem: your shell printed {printed:?} on startup; SFTP \
-                             needs a silent non-interactive shell. Make the host's startup files (~/.bashrc, \
-                             ~/.zshenv...) print only when the shell is interactive (`case $- in *i*) ...`), \
-                             then check that `ssh {} true` prints nothing",
-                            self.host
-                        ),
-                    });
-                }
-                let refused = err.to_string().contains("multiplex server");
-                let dead = liveness(&conn.session).await == Liveness::Dead;
-                if !refused || dead || started.elapsed() > SFTP_RETRY_FOR {
-                    let next = if refused && !dead {
-                        format!(
-                            "the host kept refusing a channel for {}s (too many sessions at once for its MaxSessions?): retry later",
-                            SFTP_RETRY_FOR.as_secs()
-                        )
-                    } else {
-                        format!(
-                            "check that the host's sshd has `Subsystem sftp` configured (`cmux doctor --ssh {}`)",
-                            self.host
-                        )
-                    };
-                    return Err(Error::Connection {
-                        host: self.host.clone(),
-                        message: format!("cannot start the SFTP subsystem: {err}; {next}"),
-                    });
-                }
-                tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64())).await;
-                delay = (delay * 2).min(Duration::from_millis(500));
-            }
-        })
-        .await
-        .cloned()
-    }
-
-    /// Drops the SFTP session of `conn` (its channel broke); the next use opens another.
-    pub(crate) fn reset_sftp(&self, conn: &Conn) {
-        lock(&conn.sftp).take();
-    }
-
-    /// The remote home directory, asked once per connection.
-    pub(crate) async fn home<'a>(&self, conn: &'a Conn) -> Result<&'a str> {
-        let sftp = self.sftp(conn).await?;
-        conn.home
-            .get_or_try_init(|| async {
-                let mut fs = sftp.fs();
-                let home = fs.canonicalize(".").await.map_err(|e| Error::Connection {
-                    host: self.host.clone(),
-                    message: format!("cannot resolve the home directory over SFTP: {e}"),
-                })?;
-                Ok::<_, Error>(home.to_string_lossy().into_owned())
-            })
-            .await
-            .map(String::as_str)
-    }
-
     /// Asks the masters this process uses to exit.
     pub(crate) async fn disconnect_all(&self) {
         let conns: Vec<Arc<Conn>> = std::mem::take(&mut *lock(&self.conns));
@@ -409,18 +333,6 @@ impl HostState {
         words.extend(self.dest.option_words());
         words.push(self.dest.host.clone());
         quote::join(words)
-    }
-}
-
-/// What the user's shell printed on stdout before the SFTP server started, when that
-/// is why SFTP failed: the client read those bytes as the length of the server's hello
-/// message (e.g. 1464159299 for "WELC"), so they are its first four bytes.
-fn shell_noise(err: &openssh_sftp_client::Error) -> Option<String> {
-    match err {
-        openssh_sftp_client::Error::SftpServerHelloMsgTooLong { len } => {
-            Some(format!("{}…", String::from_utf8_lossy(&len.to_be_bytes())))
-        }
-        _ => None,
     }
 }
 

@@ -29,7 +29,7 @@
 //! `ps`) unless `/proc` is mounted with `hidepid`. A file an agent writes may hold a
 //! secret (`.env`), and cmux exists to keep agents' work contained; so the default is
 //! the SFTP write (3 round trips, content only inside the encrypted SFTP stream).
-//! [`crate::WriteVia::Auto`] (the CLI's `CMUX_SSH_WRITE_VIA=auto`) enables it for far
+//! [`crate::options::WriteVia::Auto`] (the CLI's `CMUX_SSH_WRITE_VIA=auto`) enables it for far
 //! hosts (single-user hosts: a VM, a Coder workspace), `Exec` forces it, `Sftp` (the
 //! default) keeps SFTP.
 
@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use cmux_core::quote;
 
-use crate::conn::HostState;
+use super::Fallback;
 
 /// Round trip from which a write goes through a command rather than SFTP.
 pub(crate) const EXEC_WRITE_MIN_RTT: Duration = Duration::from_millis(10);
@@ -92,11 +92,13 @@ impl ModeCache {
 /// The mode to keep when `abs` should be written through a command, or `None` for the
 /// SFTP way. [`crate::SshOptions::write_via`]: `Sftp` keeps SFTP (the default, see the
 /// module docs), `Auto` uses the command for far hosts, `Exec` forces it.
-pub(crate) fn planned_mode(state: &HostState, abs: &str) -> Option<u32> {
+pub(crate) fn planned_mode(state: &Fallback, abs: &str) -> Option<u32> {
     let far = match state.opts.write_via {
-        crate::WriteVia::Exec => true,
-        crate::WriteVia::Auto => state.min_rtt().is_some_and(|rtt| rtt >= EXEC_WRITE_MIN_RTT),
-        crate::WriteVia::Sftp => false,
+        crate::options::WriteVia::Exec => true,
+        crate::options::WriteVia::Auto => {
+            state.min_rtt().is_some_and(|rtt| rtt >= EXEC_WRITE_MIN_RTT)
+        }
+        crate::options::WriteVia::Sftp => false,
     };
     if !far {
         return None;
@@ -159,11 +161,11 @@ pub(crate) fn command(target: &str, temp: &str, mode: u32, data: &[u8]) -> Optio
 /// same content again the SFTP way is right either way).
 /// Only on an exec channel free right now: a write never queues behind long commands
 /// (it goes the SFTP way instead).
-pub(crate) async fn run(state: &std::sync::Arc<HostState>, command: &str) -> bool {
+pub(crate) async fn run(state: &std::sync::Arc<Fallback>, command: &str) -> bool {
     let Some((conn, _permit)) = state.exec_channel_now() else {
         return false;
     };
-    let Ok(mut child) = crate::exec::open(state, &conn, command, false).await else {
+    let Ok(mut child) = state.open_channel(&conn, command, false).await else {
         return false;
     };
     let stdout = child.stdout().take();

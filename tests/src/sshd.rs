@@ -508,3 +508,41 @@ pub fn test_binary() -> PathBuf {
         }
     }
 }
+
+/// Variables through which a test hands its sshd to a child process of itself (see
+/// [`TestSshd::child_env`] and [`runtime_in_child`]).
+const CHILD_CONFIG: &str = "CMUX_IT_SSH_CONFIG";
+const CHILD_ALIAS: &str = "CMUX_IT_SSH_ALIAS";
+const CHILD_CTL: &str = "CMUX_IT_SSH_CTL";
+
+impl TestSshd {
+    /// The environment a child process of this test needs for [`runtime_in_child`]:
+    /// this server's config, alias and the test's control dir.
+    pub fn child_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (CHILD_CONFIG, self.config_path().display().to_string()),
+            (CHILD_ALIAS, self.alias().to_owned()),
+            (CHILD_CTL, self.dir().join("ctl").display().to_string()),
+        ]
+    }
+}
+
+/// In a child process started with [`TestSshd::child_env`], a runtime on the parent's
+/// server (sharing its control dir); `None` when run on its own (an ignored child test
+/// run directly does nothing).
+pub fn runtime_in_child() -> Option<cmux_backend_ssh::SshRuntime> {
+    let (Ok(config), Ok(alias), Ok(ctl)) = (
+        std::env::var(CHILD_CONFIG),
+        std::env::var(CHILD_ALIAS),
+        std::env::var(CHILD_CTL),
+    ) else {
+        return None;
+    };
+    let options = cmux_backend_ssh::SshOptions::default()
+        .config_file(config)
+        .control_dir(ctl);
+    match cmux_backend_ssh::SshRuntime::new(alias, options) {
+        Ok(rt) => Some(rt),
+        Err(e) => panic!("SshRuntime::new in the child: {e}"),
+    }
+}

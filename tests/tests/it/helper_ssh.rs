@@ -180,18 +180,12 @@ async fn a_host_where_the_helper_cannot_run_uses_the_shell_path_and_says_why() {
 #[tokio::test]
 #[ignore = "child of killed_client_leaves_no_host_process"]
 async fn client_child() {
-    let (Ok(config), Ok(alias), Ok(ctl), Ok(tag)) = (
-        std::env::var("CMUX_IT_SSH_CONFIG"),
-        std::env::var("CMUX_IT_SSH_ALIAS"),
-        std::env::var("CMUX_IT_SSH_CTL"),
+    let (Some(rt), Ok(tag)) = (
+        cmux_integration_tests::sshd::runtime_in_child(),
         std::env::var("CMUX_IT_TAG"),
     ) else {
         return;
     };
-    let options = cmux_backend_ssh::SshOptions::default()
-        .config_file(config)
-        .control_dir(ctl);
-    let rt = cmux_backend_ssh::SshRuntime::new(alias, options).expect("runtime");
     let mut p = rt
         .exec(
             ExecRequest::script("sleep 1000 & sleep 1000 & echo started; wait")
@@ -238,9 +232,7 @@ async fn killed_client_leaves_no_host_process() {
             "--ignored",
             "--nocapture",
         ])
-        .env("CMUX_IT_SSH_CONFIG", sshd.config_path())
-        .env("CMUX_IT_SSH_ALIAS", sshd.alias())
-        .env("CMUX_IT_SSH_CTL", sshd.dir().join("ctl"))
+        .envs(sshd.child_env())
         .env("CMUX_IT_TAG", &tag)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

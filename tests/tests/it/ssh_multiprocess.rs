@@ -14,17 +14,9 @@ const PROCESSES: usize = 100;
 #[tokio::test]
 #[ignore = "child of many_processes_share_one_host"]
 async fn child_process() {
-    let (Ok(config), Ok(alias), Ok(ctl)) = (
-        std::env::var("CMUX_IT_SSH_CONFIG"),
-        std::env::var("CMUX_IT_SSH_ALIAS"),
-        std::env::var("CMUX_IT_SSH_CTL"),
-    ) else {
+    let Some(rt) = cmux_integration_tests::sshd::runtime_in_child() else {
         return;
     };
-    let options = cmux_backend_ssh::SshOptions::default()
-        .config_file(config)
-        .control_dir(ctl);
-    let rt = cmux_backend_ssh::SshRuntime::new(alias, options).expect("runtime");
     let id = std::process::id();
     let out = rt
         .output(ExecRequest::script(format!("echo {id}")), 1024)
@@ -49,9 +41,7 @@ async fn many_processes_share_one_host() {
                 "--ignored",
                 "--test-threads=1",
             ])
-            .env("CMUX_IT_SSH_CONFIG", sshd.config_path())
-            .env("CMUX_IT_SSH_ALIAS", sshd.alias())
-            .env("CMUX_IT_SSH_CTL", &ctl)
+            .envs(sshd.child_env())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

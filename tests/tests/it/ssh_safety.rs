@@ -164,17 +164,9 @@ async fn forwarded_agent_never_reaches_the_host() {
 #[tokio::test]
 #[ignore = "child of local_environment_is_never_sent"]
 async fn env_child() {
-    let (Ok(config), Ok(alias), Ok(ctl)) = (
-        std::env::var("CMUX_IT_SSH_CONFIG"),
-        std::env::var("CMUX_IT_SSH_ALIAS"),
-        std::env::var("CMUX_IT_SSH_CTL"),
-    ) else {
+    let Some(rt) = cmux_integration_tests::sshd::runtime_in_child() else {
         return;
     };
-    let options = cmux_backend_ssh::SshOptions::default()
-        .config_file(config)
-        .control_dir(ctl);
-    let rt = cmux_backend_ssh::SshRuntime::new(alias, options).expect("runtime");
     let out = rt
         .output(ExecRequest::script("echo ${CMUX_SECRET_TEST:-none}"), 1024)
         .await
@@ -200,9 +192,7 @@ fn local_environment_is_never_sent() {
     let out = Command::new(cmux_integration_tests::sshd::test_binary())
         .args(["ssh_safety::env_child", "--exact", "--ignored"])
         .env("CMUX_SECRET_TEST", "leak")
-        .env("CMUX_IT_SSH_CONFIG", sshd.config_path())
-        .env("CMUX_IT_SSH_ALIAS", sshd.alias())
-        .env("CMUX_IT_SSH_CTL", sshd.dir().join("ctl"))
+        .envs(sshd.child_env())
         .output()
         .expect("child");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -161,8 +161,9 @@ fn helper_mode_from_env() -> Result<HelperMode> {
 
 /// The options of an SSH workspace's runtime: its config file, its host key policy,
 /// control sockets under `$CMUX_HOME/ssh` (shared by every cmux process, so later
-/// calls attach to the same master with no new handshake), and the host helper
-/// settings (`CMUX_HOST_HELPER`, `CMUX_HOST_HELPER_DIR`).
+/// calls attach to the same master with no new handshake), the host helper
+/// settings (`CMUX_HOST_HELPER`, `CMUX_HOST_HELPER_DIR`), and a line on stderr when a
+/// connection takes long.
 fn ssh_options(
     config_file: Option<&PathBuf>,
     accept_new_host_key: bool,
@@ -178,6 +179,9 @@ fn ssh_options(
         .control_dir(home.root().join("ssh"))
         .write_via(write_via)
         .helper(helper_mode_from_env()?);
+    // Says on stderr when a connection takes over 2 s (one observer per process, so
+    // runtimes of one host still share their connections).
+    options.on_connect = crate::connecting::observer();
     if let Some(dir) = std::env::var_os(HOST_HELPER_DIR_ENV).filter(|d| !d.is_empty()) {
         options = options.helper_dir(PathBuf::from(dir));
     }

@@ -300,11 +300,11 @@ impl Lifecycle {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<DeleteOutcome> {
-        self.runtime.ensure_ready().await?;
         if ws.in_place {
             self.end_jobs(ws, force, progress).await?;
             return Ok(DeleteOutcome::KeptInPlace);
         }
+        self.runtime.ensure_ready().await?;
         let project = Project::at(ws.project.clone())?;
         let layout = self.source.layout(&project).await?;
         let repo_present = self.runtime.exists(&layout.repo).await?;
@@ -386,10 +386,12 @@ impl Lifecycle {
     /// happened to them. A failure stops the removal, unless `force` (then it is a
     /// warning).
     async fn end_jobs(&self, ws: &Workspace, force: bool, progress: &dyn Progress) -> Result<()> {
-        let ended = match Jobs::new(self.runtime.clone(), ws.path.clone())
-            .end_all()
-            .await
-        {
+        let jobs = Jobs::new(self.runtime.clone(), ws.path.clone());
+        let ended = async {
+            self.runtime.ensure_ready().await?;
+            jobs.end_all().await
+        };
+        let ended = match ended.await {
             Ok(ended) => ended,
             Err(e) if force => {
                 progress.event(ProgressEvent::Warning(&format!(
@@ -399,6 +401,17 @@ impl Lifecycle {
                     self.runtime.host()
                 )));
                 return Ok(());
+            }
+            // Unreachable: the connection error as it is (its exit code says so), and
+            // the way out.
+            Err(e) if e.is_connection() => {
+                progress.event(ProgressEvent::Warning(&format!(
+                    "workspace {} not removed: its background jobs on {} could not be ended; \
+                     delete with --force to remove it anyway",
+                    ws.name,
+                    self.runtime.host()
+                )));
+                return Err(e);
             }
             Err(e) => {
                 return Err(Error::invalid(format!(

@@ -4,6 +4,7 @@
 //! Only stdout is parsed (JSON); stderr carries warnings and errors. Version and feature
 //! warnings are silenced with `CODER_NO_VERSION_WARNING=1` / `CODER_NO_FEATURE_WARNING=1`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,8 +16,15 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use crate::status::Workspace;
 use crate::Progress;
 
-/// Environment variable naming the `coder` binary to use instead of the one on `PATH`.
+/// The environment variable the cmux CLI reads into
+/// [`CoderOptions::coder_bin`](crate::CoderOptions::coder_bin), named in this crate's
+/// messages. This crate itself reads no environment variable.
 pub const CODER_BIN_ENV: &str = "CMUX_CODER_BIN";
+
+/// Where `coder` is looked for when the caller gives neither a binary nor a search
+/// path: where Coder's install script and packages put it (`/usr/local/bin`,
+/// `/usr/bin`), and Homebrew's prefix on Apple silicon.
+pub const DEFAULT_SEARCH_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/opt/homebrew/bin";
 
 /// How long a quick API command (`whoami`, `list`, `config-ssh`) may take.
 const QUICK: Duration = Duration::from_secs(60);
@@ -45,15 +53,21 @@ struct CliOutput {
 }
 
 impl CoderCli {
-    /// Finds the binary: `explicit`, else `$CMUX_CODER_BIN`, else `coder` on `PATH`.
-    /// `global_config` is passed as `--global-config` (default: the CLI's own).
-    pub fn locate(explicit: Option<&Path>, global_config: Option<&Path>) -> Result<Self> {
+    /// Finds the binary: `explicit`, else `coder` in the directories of `search_path`
+    /// (`PATH` syntax; default [`DEFAULT_SEARCH_PATH`]). `global_config` is passed as
+    /// `--global-config` (default: the CLI's own).
+    pub fn locate(
+        explicit: Option<&Path>,
+        search_path: Option<&OsStr>,
+        global_config: Option<&Path>,
+    ) -> Result<Self> {
         let bin = match explicit {
             Some(p) => p.to_path_buf(),
-            None => match std::env::var_os(CODER_BIN_ENV).filter(|v| !v.is_empty()) {
-                Some(p) => PathBuf::from(p),
-                None => find_on_path("coder").ok_or_else(not_installed)?,
-            },
+            None => find_in(
+                "coder",
+                search_path.unwrap_or(OsStr::new(DEFAULT_SEARCH_PATH)),
+            )
+            .ok_or_else(not_installed)?,
         };
         if !bin.is_file() {
             return Err(Error::backend(
@@ -298,10 +312,10 @@ impl CoderCli {
     }
 }
 
-/// Looks `name` up in `PATH`.
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+/// Looks `name` up in the directories of `search_path` (`PATH` syntax).
+fn find_in(name: &str, search_path: &OsStr) -> Option<PathBuf> {
+    std::env::split_paths(search_path)
+        .filter(|dir| !dir.as_os_str().is_empty())
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }
@@ -407,8 +421,22 @@ mod tests {
 
     #[test]
     fn missing_binary_says_how_to_install() {
-        let e = CoderCli::locate(Some(Path::new("/nonexistent/coder")), None)
+        let e = CoderCli::locate(Some(Path::new("/nonexistent/coder")), None, None)
             .expect_err("missing binary");
         assert!(e.to_string().contains("install"), "{e}");
+        let e = CoderCli::locate(None, Some(OsStr::new("/nonexistent:")), None)
+            .expect_err("not in the search path");
+        assert!(e.to_string().contains("install"), "{e}");
+    }
+
+    #[test]
+    fn the_search_path_is_the_callers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("coder");
+        std::fs::write(&bin, "#!/bin/sh\n").expect("write");
+        let path = std::env::join_paths(["/nonexistent", dir.path().to_str().expect("utf-8")])
+            .expect("join");
+        let cli = CoderCli::locate(None, Some(&path), None).expect("found");
+        assert_eq!(cli.bin(), bin);
     }
 }

@@ -190,10 +190,12 @@ pub async fn doctor(spec: &str, opts: &CoderOptions) -> DoctorReport {
 
     // 3. The ssh config block (local).
     let config = opts.ssh_config_file();
-    let shown = sshconfig::config_path(config)
+    let shown = opts
+        .ssh_config_path()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "~/.ssh/config".into());
-    let patterns = sshconfig::config_path(config)
+    let patterns = opts
+        .ssh_config_path()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .map(|t| sshconfig::section_hosts(&t))
         .unwrap_or_default();

@@ -17,8 +17,10 @@
 //!
 //! ## What the first operation does
 //!
-//! 1. **CLI**: `coder` from [`CoderOptions::coder_bin`], else `$CMUX_CODER_BIN`, else
-//!    `PATH`. Missing: an error with the install command.
+//! 1. **CLI**: `coder` from [`CoderOptions::coder_bin`], else found in
+//!    [`CoderOptions::search_path`] ([`DEFAULT_SEARCH_PATH`] unless set). Missing: an
+//!    error with the install command. This crate reads no environment variable: the
+//!    cmux CLI maps `$CMUX_CODER_BIN`, `$PATH` and `$HOME` to these options.
 //! 2. **ssh config** (local, `ssh -G`, with the same `-F` file as the SSH runtime):
 //!    does `coder.<name>` resolve to Coder's ProxyCommand (`<coder> ... ssh --stdio`)?
 //!    `ssh -G` applies `Include`, `Match exec` and first-value-wins exactly as the
@@ -85,7 +87,7 @@ pub mod sshconfig;
 mod status;
 mod target;
 
-pub use cli::{CoderCli, Login, CODER_BIN_ENV};
+pub use cli::{CoderCli, Login, CODER_BIN_ENV, DEFAULT_SEARCH_PATH};
 pub use doctor::{doctor, Check, CheckStatus, DoctorReport};
 pub use runtime::{CoderOptions, CoderRuntime, Progress};
 pub use status::{Workspace, WorkspaceStatus};

@@ -1,6 +1,7 @@
 //! [`CoderRuntime`]: a Coder workspace as a cmux runtime — the Coder CLI gets it
 //! running and reachable, then every operation is the SSH backend's.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -63,8 +64,18 @@ impl fmt::Debug for Progress {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct CoderOptions {
-    /// The `coder` binary; default `$CMUX_CODER_BIN`, else `coder` on `PATH`.
+    /// The `coder` binary; default: `coder` found in [`CoderOptions::search_path`].
+    /// (The cmux CLI sets it from `$CMUX_CODER_BIN`.)
     pub coder_bin: Option<PathBuf>,
+    /// Directories searched for `coder` when `coder_bin` is not set, in `PATH` syntax;
+    /// default [`DEFAULT_SEARCH_PATH`](crate::DEFAULT_SEARCH_PATH). (The cmux CLI sets
+    /// it from `$PATH`.)
+    pub search_path: Option<OsString>,
+    /// The local home directory whose `.ssh/config` `coder config-ssh` writes when
+    /// the SSH options name no config file; default: the user's home from the passwd
+    /// database, where OpenSSH's client reads it. (The cmux CLI sets it from
+    /// `$HOME`, where the Coder CLI writes.)
+    pub home: Option<PathBuf>,
     /// Passed to every `coder` call as `--global-config` (default: the CLI's own).
     pub global_config: Option<PathBuf>,
     /// Options of the SSH runtime underneath. Its `config_file` (`ssh -F`) is also the
@@ -82,6 +93,8 @@ impl Default for CoderOptions {
     fn default() -> Self {
         CoderOptions {
             coder_bin: None,
+            search_path: None,
+            home: None,
             global_config: None,
             ssh: SshOptions::default(),
             start_timeout: Duration::from_secs(600),
@@ -95,6 +108,18 @@ impl CoderOptions {
     /// Uses this `coder` binary.
     pub fn coder_bin(mut self, path: impl Into<PathBuf>) -> Self {
         self.coder_bin = Some(path.into());
+        self
+    }
+
+    /// Looks for `coder` in these directories (`PATH` syntax).
+    pub fn search_path(mut self, dirs: impl Into<OsString>) -> Self {
+        self.search_path = Some(dirs.into());
+        self
+    }
+
+    /// Takes `home/.ssh/config` as the ssh config file when the SSH options name none.
+    pub fn home(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.home = Some(dir.into());
         self
     }
 
@@ -133,8 +158,19 @@ impl CoderOptions {
         self.ssh.config_file.as_deref()
     }
 
+    /// The ssh config file that is read and that `coder config-ssh` writes: the SSH
+    /// options' file, else `.ssh/config` in [`CoderOptions::home`]. `None` when
+    /// neither names one and the passwd database has no home for this user.
+    pub fn ssh_config_path(&self) -> Option<PathBuf> {
+        sshconfig::config_path(self.ssh_config_file(), self.home.as_deref())
+    }
+
     pub(crate) fn cli(&self) -> Result<CoderCli> {
-        CoderCli::locate(self.coder_bin.as_deref(), self.global_config.as_deref())
+        CoderCli::locate(
+            self.coder_bin.as_deref(),
+            self.search_path.as_deref(),
+            self.global_config.as_deref(),
+        )
     }
 
     /// The SSH options for a Coder host: see "Host keys" in the crate docs.
@@ -204,11 +240,10 @@ impl CoderRuntime {
     /// Preflight, ssh config, status, start, connect. Runs once per runtime.
     async fn prepare(&self) -> Result<SshRuntime> {
         let cli = self.opts.cli()?;
-        let config = self.opts.ssh_config_file();
         let host_part = self.target.host_part();
 
         // Local only (`ssh -G`): a host that already resolves needs no Coder call.
-        let mut alias = find_alias(config, &host_part).await?;
+        let mut alias = find_alias(&self.opts, &host_part).await?;
         if let Some(alias) = &alias {
             let ssh = SshRuntime::new(alias.clone(), self.opts.ssh_for_coder())?;
             // A live master means a running workspace: Coder closes the tunnel when
@@ -248,7 +283,9 @@ impl CoderRuntime {
     /// Runs `coder config-ssh --yes --use-previous-options` and finds the alias again.
     async fn configure_ssh(&self, cli: &CoderCli) -> Result<String> {
         let config = self.opts.ssh_config_file();
-        let shown = sshconfig::config_path(config)
+        let shown = self
+            .opts
+            .ssh_config_path()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "~/.ssh/config".into());
         self.opts.progress.report(&format!(
@@ -256,7 +293,7 @@ impl CoderRuntime {
             self.label
         ));
         cli.config_ssh(config).await?;
-        find_alias(config, &self.target.host_part())
+        find_alias(&self.opts, &self.target.host_part())
             .await?
             .ok_or_else(|| {
                 Error::backend(
@@ -493,8 +530,10 @@ impl CoderRuntime {
 }
 
 /// The first candidate alias that resolves to Coder's ProxyCommand.
-async fn find_alias(config: Option<&Path>, host_part: &str) -> Result<Option<String>> {
-    let patterns = sshconfig::config_path(config)
+async fn find_alias(opts: &CoderOptions, host_part: &str) -> Result<Option<String>> {
+    let config = opts.ssh_config_file();
+    let patterns = opts
+        .ssh_config_path()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .map(|text| sshconfig::section_hosts(&text))
         .unwrap_or_default();

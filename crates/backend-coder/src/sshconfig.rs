@@ -111,8 +111,12 @@ pub async fn resolve(config: Option<&Path>, alias: &str) -> Result<Resolved> {
 /// Such a host must be used as a Coder workspace (its host-key policy, auto-start and
 /// doctor): as a plain SSH host its key cannot be checked (`ssh-keyscan` cannot go
 /// through a ProxyCommand) and a stopped workspace is never started.
+///
+/// `config` is the ssh config file (`ssh -F`), `None` for OpenSSH's default; `home` is
+/// the local home whose `.ssh/config` that default is (see [`config_path`]).
 pub async fn coder_target_of_host(
     config: Option<&Path>,
+    home: Option<&Path>,
     host: &str,
 ) -> Result<Option<crate::CoderTarget>> {
     if host.contains('@') {
@@ -122,7 +126,7 @@ pub async fn coder_target_of_host(
         Ok(resolved) if resolved.is_coder() => {}
         _ => return Ok(None),
     }
-    let patterns = config_path(config)
+    let patterns = config_path(config, home)
         .and_then(|p| std::fs::read_to_string(p).ok())
         .map(|text| section_hosts(&text))
         .unwrap_or_default();
@@ -165,11 +169,15 @@ fn host_part_of(host: &str, section_patterns: &[String]) -> Option<String> {
 }
 
 /// The ssh config file `coder config-ssh` writes to: `config` when given, else
-/// `~/.ssh/config`.
-pub fn config_path(config: Option<&Path>) -> Option<PathBuf> {
+/// `.ssh/config` in `home`, else in the user's home from the passwd database (where
+/// OpenSSH's client reads it). `None` when there is no such home.
+pub fn config_path(config: Option<&Path>, home: Option<&Path>) -> Option<PathBuf> {
     match config {
         Some(c) => Some(c.to_path_buf()),
-        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/config")),
+        None => home
+            .map(Path::to_path_buf)
+            .or_else(cmux_core::local_user::home_dir)
+            .map(|h| h.join(".ssh/config")),
     }
 }
 

@@ -59,10 +59,22 @@ pub struct LocalRuntime {
 }
 
 impl LocalRuntime {
-    /// A runtime whose home (for `~` and relative paths) is `$HOME`.
+    /// A runtime whose home (for `~` and relative paths) is the user's home from the
+    /// passwd database (`getpwuid_r`, as OpenSSH's client finds it), not `$HOME`:
+    /// this crate reads no environment variable. A front end that honours `$HOME`
+    /// (the cmux CLI does) passes it to [`LocalRuntime::with_home`].
     pub fn new() -> Result<Self> {
-        let home = std::env::var("HOME").map_err(|_| {
-            Error::invalid("HOME is not set: set it to your home directory and retry")
+        let home = cmux_core::local_user::home_dir().ok_or_else(|| {
+            Error::invalid(
+                "the passwd database has no absolute home directory for this user: \
+                 give one with LocalRuntime::with_home (the cmux CLI uses $HOME)",
+            )
+        })?;
+        let home = home.into_os_string().into_string().map_err(|home| {
+            Error::invalid(format!(
+                "the home directory {home:?} is not UTF-8: give another with \
+                 LocalRuntime::with_home"
+            ))
         })?;
         Self::with_home(home)
     }

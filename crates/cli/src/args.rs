@@ -132,9 +132,13 @@ pub enum Cmd {
     /// are removed; refused while the branch has commits the project does not have
     /// (bring them home with `cmux pull <name>`), unless --force. An in-place
     /// workspace's directory (the project itself) is never deleted. Removing a
-    /// workspace that is already gone succeeds.
+    /// workspace that is already gone succeeds. Its background jobs end with it: the
+    /// running ones are killed (each is named on stderr) and every job's output is
+    /// removed.
     Rm(RmArgs),
-    /// Rename a workspace (its directory, and its branch when named after it).
+    /// Rename a workspace (its directory, its branch when named after it, its jobs).
+    ///
+    /// Its background jobs are listed under the new name; running ones go on.
     Rename(RenameArgs),
     /// Create a workspace from another workspace's HEAD, on a new branch.
     Fork(ForkArgs),

@@ -45,9 +45,13 @@ pub struct BackendFlags {
 pub async fn backend_from_flags(flags: &BackendFlags) -> Result<BackendConfig> {
     if let Some(host) = &flags.ssh {
         let config_file = ssh_config_from_env()?;
-        if let Some(target) =
-            cmux_backend_coder::sshconfig::coder_target_of_host(config_file.as_deref(), host)
-                .await?
+        let home = home_from_env();
+        if let Some(target) = cmux_backend_coder::sshconfig::coder_target_of_host(
+            config_file.as_deref(),
+            home.as_deref(),
+            host,
+        )
+        .await?
         {
             err!(
                 "cmux: note: {host} goes through Coder's ProxyCommand (`coder ssh --stdio`): using it as `--coder {target}` (Coder's host-key policy, auto-start and doctor)"
@@ -157,8 +161,9 @@ fn helper_mode_from_env() -> Result<HelperMode> {
 
 /// The options of an SSH workspace's runtime: its config file, its host key policy,
 /// control sockets under `$CMUX_HOME/ssh` (shared by every cmux process, so later
-/// calls attach to the same master with no new handshake), and the host helper
-/// settings (`CMUX_HOST_HELPER`, `CMUX_HOST_HELPER_DIR`).
+/// calls attach to the same master with no new handshake), the host helper
+/// settings (`CMUX_HOST_HELPER`, `CMUX_HOST_HELPER_DIR`), and a line on stderr when a
+/// connection takes long.
 fn ssh_options(
     config_file: Option<&PathBuf>,
     accept_new_host_key: bool,
@@ -174,6 +179,9 @@ fn ssh_options(
         .control_dir(home.root().join("ssh"))
         .write_via(write_via)
         .helper(helper_mode_from_env()?);
+    // Says on stderr when a connection takes over 2 s (one observer per process, so
+    // runtimes of one host still share their connections).
+    options.on_connect = crate::connecting::observer();
     if let Some(dir) = std::env::var_os(HOST_HELPER_DIR_ENV).filter(|d| !d.is_empty()) {
         options = options.helper_dir(PathBuf::from(dir));
     }
@@ -183,16 +191,50 @@ fn ssh_options(
     Ok(options)
 }
 
+/// `$HOME`, when set and not empty: the CLI's home for `~` on this machine and for
+/// the ssh config file the Coder CLI writes. The libraries read no environment
+/// variable; without it they use the passwd database's home.
+fn home_from_env() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// This machine as a runtime, with `~` meaning `$HOME` as users of a shell expect
+/// (the passwd home when `HOME` is unset).
+fn local_runtime() -> Result<LocalRuntime> {
+    let Some(home) = home_from_env() else {
+        return Ok(LocalRuntime::new()?);
+    };
+    let home = home.into_os_string().into_string().map_err(|home| {
+        CliError::usage(format!(
+            "HOME={home:?} is not UTF-8: set HOME to your home directory's path"
+        ))
+    })?;
+    Ok(LocalRuntime::with_home(home)?)
+}
+
 /// The environment variable bounding how long cmux waits for a Coder workspace to
 /// start and answer ssh, in seconds (default 600).
 pub const CODER_START_TIMEOUT_ENV: &str = "CMUX_CODER_START_TIMEOUT";
 
 /// The options of a Coder workspace's runtime: the SSH options of an SSH workspace
 /// (its config file is also the one `coder config-ssh` writes), progress on stderr,
-/// and the start timeout from `CMUX_CODER_START_TIMEOUT`.
+/// the start timeout from `CMUX_CODER_START_TIMEOUT`, the `coder` binary from
+/// `CMUX_CODER_BIN` or else `PATH`, and `HOME` for `~/.ssh/config`.
 fn coder_options(config_file: Option<&PathBuf>, home: &CmuxHome) -> Result<CoderOptions> {
     // The host key policy for Coder hosts is the Coder backend's own (see its docs).
     let mut options = CoderOptions::default().ssh(ssh_options(config_file, false, home)?);
+    if let Some(bin) = std::env::var_os(cmux_backend_coder::CODER_BIN_ENV).filter(|v| !v.is_empty())
+    {
+        options = options.coder_bin(PathBuf::from(bin));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        options = options.search_path(path);
+    }
+    if let Some(dir) = home_from_env() {
+        options = options.home(dir);
+    }
     if let Some(value) = std::env::var_os(CODER_START_TIMEOUT_ENV).filter(|v| !v.is_empty()) {
         let secs = value
             .to_str()
@@ -223,7 +265,7 @@ fn not_supported(backend: &BackendConfig) -> anyhow::Error {
 /// The runtime a workspace lives in.
 pub async fn runtime_for(backend: &BackendConfig, home: &CmuxHome) -> Result<SharedRuntime> {
     match backend {
-        BackendConfig::Local => Ok(Arc::new(LocalRuntime::new()?)),
+        BackendConfig::Local => Ok(Arc::new(local_runtime()?)),
         BackendConfig::Ssh {
             host,
             accept_new_host_key,

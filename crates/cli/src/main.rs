@@ -19,6 +19,7 @@ macro_rules! err {
 mod args;
 mod backends;
 mod commands;
+mod connecting;
 mod error;
 mod home;
 mod progress;

@@ -17,6 +17,8 @@
 //!   and edit, which give the same results).
 //! - [`engine`]: the tools' pure parts (`cmux-engine`), re-exported for backends that
 //!   run them where the files are.
+//! - [`local_user`]: this machine's account (its passwd home), for backends that
+//!   need it without reading environment variables.
 //! - [`workspace`]: the workspace lifecycle (create, init, delete, rename, fork).
 //! - `testkit` (feature `testkit`): the conformance suite a backend runs from its own
 //!   tests.
@@ -36,6 +38,7 @@ pub use cmux_engine as engine;
 pub mod error;
 pub mod exec;
 pub mod jobs;
+pub mod local_user;
 pub mod path;
 pub mod quote;
 pub mod runtime;

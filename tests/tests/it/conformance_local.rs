@@ -123,4 +123,5 @@ cases!(
     job_lost,
     job_output_cap,
     job_session_end,
+    job_follow_workspace,
 );

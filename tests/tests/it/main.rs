@@ -7,6 +7,7 @@ mod helper_login_env;
 mod helper_ssh;
 mod jobs_ssh;
 mod jobs_without_flock;
+mod library_env;
 mod mcp_client;
 mod mcp_jobs;
 mod mcp_local;

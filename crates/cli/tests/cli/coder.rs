@@ -96,6 +96,33 @@ fn coder_workspace_is_started_and_runs_commands() {
     d.ok(&["rm", "feat"]);
 }
 
+/// Without `CMUX_CODER_BIN`, `coder` is the one on the CLI's `PATH` (the Coder
+/// library reads no environment variable: the CLI passes `PATH` as its search path).
+#[test]
+fn coder_is_found_on_path() {
+    let Some(d) = Deployment::start() else { return };
+    d.fake.config_ssh(&d.sshd, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coder = dir.path().join("coder");
+    std::os::unix::fs::symlink(d.fake.bin(), &coder).expect("symlink");
+    let path = std::env::join_paths(std::iter::once(dir.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let out = d
+        .command(&["doctor", "--coder", "dev"])
+        .env_remove("CMUX_CODER_BIN")
+        .env("PATH", path)
+        .output()
+        .expect("cmux runs");
+    let report = stdout(&out);
+    assert!(
+        report.contains(&format!("{} (v2.25.0+fake)", coder.display())),
+        "{report}{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn coder_errors_are_one_line_with_the_fix() {
     let Some(d) = Deployment::start() else { return };

@@ -209,3 +209,156 @@ fn a_background_job_on_ssh_outlives_the_connection() {
         let _ = std::fs::remove_dir(cache.join("cmux/jobs").join(key));
     }
 }
+
+/// Starts `command` as a background job of `ws` (with `P` set to `dir`); returns its id.
+fn start_job(run: &impl Fn(&[&str]) -> Output, ws: &str, dir: &Path, command: &str) -> String {
+    let p = format!("P={}", dir.display());
+    let out = run(&["exec", "--background", "--env", &p, ws, "--", command]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+/// Lists `ws`'s jobs until job `id` has ended (without reading its output).
+fn until_ended_unread(run: &impl Fn(&[&str]) -> Output, ws: &str, id: &str) {
+    for _ in 0..600 {
+        let out = run(&["jobs", ws, "--json"]);
+        let jobs: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+        let state = jobs
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|job| job["id"] == id))
+            .map(|job| job["state"].clone());
+        match state {
+            Some(state) if state != "running" => return,
+            Some(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            None => panic!("job {id} is not listed: {jobs}"),
+        }
+    }
+    panic!("job {id} did not end");
+}
+
+/// The ids of `ws`'s jobs, from `cmux jobs --json`.
+fn listed_ids(run: &impl Fn(&[&str]) -> Output, ws: &str) -> Vec<String> {
+    let out = run(&["jobs", ws, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jobs: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    jobs.as_array()
+        .expect("array")
+        .iter()
+        .map(|job| job["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// A job that runs until killed and leaves a background child, both writing their pid
+/// to `$P` first.
+const LONG_JOB: &str =
+    "sleep 300 & echo $! > \"$P/child.pid\"; echo $$ > \"$P/job.pid\"; exec sleep 300";
+
+/// `cmux rm` ends the workspace's running jobs (and what they started) and says so,
+/// and removes the output of ended ones: nothing is left running that no `cmux jobs`
+/// can list any more. A refused rm touches no job.
+#[test]
+fn rm_ends_the_workspaces_jobs() {
+    let env = Env::new();
+    env.ok(&["new", "w"]);
+    let ws = env.workspace_path("w");
+    let cache = env.home.path().join("cache");
+    let pids = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| -> Output {
+        in_cache(env.command(args), &cache)
+            .output()
+            .expect("cmux runs")
+    };
+    let running = start_job(&run, "w", pids.path(), LONG_JOB);
+    let ended = start_job(&run, "w", pids.path(), "echo quick");
+    until_ended_unread(&run, "w", &ended);
+    let job = read_pid(&pids.path().join("job.pid"));
+    let child = read_pid(&pids.path().join("child.pid"));
+    assert!(alive(job) && alive(child));
+
+    // Refused (uncommitted changes): the jobs go on.
+    std::fs::write(ws.join("scratch.txt"), "x\n").expect("write");
+    let refused = run(&["rm", "w"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(alive(job) && alive(child), "a refused rm killed a job");
+    std::fs::remove_file(ws.join("scratch.txt")).expect("rm");
+
+    let out = run(&["rm", "w"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!alive(job), "the job outlived its workspace");
+    assert!(!alive(child), "the job's child outlived its workspace");
+    let key = cmux_core::workspace::project_id(ws.to_str().expect("utf-8"));
+    assert!(
+        !cache.join("cmux/jobs").join(&key).exists(),
+        "the workspace's job files are left"
+    );
+    let report = format!(
+        "$ cmux rm w\n{}{}",
+        env.normalize(&stable(&stdout(&out), &[&running, &ended])),
+        env.normalize(&stable(&stderr(&out), &[&running, &ended]))
+    );
+    insta::assert_snapshot!("rm_ends_jobs", report);
+}
+
+/// `cmux rename` keeps the workspace's jobs: listed, read and killed under the new
+/// name, a running one going on.
+#[test]
+fn rename_keeps_the_workspaces_jobs() {
+    let env = Env::new();
+    env.ok(&["new", "w"]);
+    let cache = env.home.path().join("cache");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| -> Output {
+        in_cache(env.command(args), &cache)
+            .output()
+            .expect("cmux runs")
+    };
+    let id = start_job(
+        &run,
+        "w",
+        dir.path(),
+        "echo one; n=0; until [ -e \"$P/go\" ] || [ $n -ge 3000 ]; do sleep 0.05; n=$((n + 1)); done; echo two; exit 4",
+    );
+    let first = run(&["job-output", "w", &id, "--wait", "30"]);
+    assert_eq!(stdout(&first), "one\n", "{}", stderr(&first));
+
+    let renamed = run(&["rename", "w", "w2"]);
+    assert!(renamed.status.success(), "{}", stderr(&renamed));
+    assert!(
+        stderr(&renamed).contains("cmux: 1 background job of the workspace moved with it"),
+        "{}",
+        stderr(&renamed)
+    );
+    assert_eq!(listed_ids(&run, "w2"), vec![id.clone()]);
+
+    std::fs::write(dir.path().join("go"), "").expect("go");
+    let (rest, last) = output_until_ended(run, "w2", &id);
+    assert_eq!(rest, "two\n");
+    assert_eq!(last.status.code(), Some(4), "{}", stderr(&last));
+}
+
+/// The same on an SSH workspace: rename keeps its jobs, rm ends them.
+#[test]
+fn rename_and_rm_on_ssh_keep_then_end_the_jobs() {
+    let r = Remote::start();
+    let out = r.new_ws("w");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pids = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| r.run(args);
+    let id = start_job(&run, "w", pids.path(), LONG_JOB);
+    let job = read_pid(&pids.path().join("job.pid"));
+    let child = read_pid(&pids.path().join("child.pid"));
+
+    let renamed = r.run(&["rename", "w", "w2"]);
+    assert!(renamed.status.success(), "{}", stderr(&renamed));
+    assert_eq!(listed_ids(&run, "w2"), vec![id.clone()]);
+    assert!(alive(job), "the rename killed the job");
+
+    let out = r.run(&["rm", "w2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("cmux: stopped background job {id} (")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!alive(job) && !alive(child), "a job outlived its workspace");
+}

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use tempfile::TempDir;
 
 mod coder;
+mod environment;
 mod jobs;
 mod mcp;
 mod pipe;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use cmux_integration_tests::sshd::TestSshd;
 use serde_json::{json, Value};
 
+use super::ssh::{connect_lines, slow_host_config, stop_masters};
 use super::{alive, read_pid, Env};
 
 /// How long any one response may take (generous: the machine is shared).
@@ -531,4 +532,34 @@ fn mcp_unknown_workspace_fails_at_start() {
     assert!(out.stdout.is_empty(), "stdout must stay clean");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no workspace named \"nope\""), "{stderr}");
+}
+
+/// Issue 12 §7 under `cmux mcp`: a slow connection is said on stderr, and stdout stays
+/// the protocol alone (the helper fails the session on any non-JSON line).
+#[test]
+fn mcp_says_a_slow_connection_on_stderr_only() {
+    let env = Env::new();
+    let sshd = TestSshd::start();
+    let (config, host) = slow_host_config(&sshd, 3);
+    let base = sshd.scratch().join("base").display().to_string();
+    let ssh = |args: &[&str]| {
+        let mut cmd = env.command(args);
+        cmd.env("CMUX_SSH_CONFIG", &config);
+        cmd
+    };
+    let out = ssh(&["new", "feat", "--ssh", &host, "--src-base", &base])
+        .output()
+        .expect("cmux new runs");
+    let new_err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{new_err}");
+    let expected = connect_lines(&new_err);
+    assert!(expected.contains("taking a while"), "{new_err}");
+
+    stop_masters(&env, &config, &host);
+    let mut s = Server::spawn(ssh(&["mcp", "feat"]));
+    let text = s.ok("bash", json!({"command": "echo on-the-host"}));
+    assert!(text.contains("on-the-host"), "{text}");
+    let (code, stderr) = s.close();
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(connect_lines(&stderr), expected, "stderr: {stderr}");
 }

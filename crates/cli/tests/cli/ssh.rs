@@ -96,33 +96,130 @@ impl Remote {
 
     /// The control sockets cmux made for this test's hosts.
     pub(crate) fn masters(&self) -> Vec<PathBuf> {
-        let dir = self.env.home.path().join("ssh");
-        let mut socks: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_none())
-                    .collect()
-            })
-            .unwrap_or_default();
-        socks.sort();
-        socks
+        masters(&self.env)
     }
 
     /// Asks every master of this test to exit (the next command must connect anew).
     pub(crate) fn stop_masters(&self) {
-        for sock in self.masters() {
-            let _ = self
-                .sshd
-                .ssh_command()
-                .arg("-S")
-                .arg(&sock)
-                .args(["-O", "exit", self.host()])
-                .stderr(Stdio::null())
-                .status();
-        }
+        stop_masters(&self.env, &self.sshd.config_path(), self.host());
     }
+}
+
+/// The control sockets cmux made under `env`'s `CMUX_HOME`.
+pub(crate) fn masters(env: &Env) -> Vec<PathBuf> {
+    let dir = env.home.path().join("ssh");
+    let mut socks: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_none())
+                .collect()
+        })
+        .unwrap_or_default();
+    socks.sort();
+    socks
+}
+
+/// Asks every master cmux made under `env`'s `CMUX_HOME` for `host` (of ssh config
+/// `config`) to exit: the next command must connect anew.
+pub(crate) fn stop_masters(env: &Env, config: &Path, host: &str) {
+    for sock in masters(env) {
+        let _ = Command::new("ssh")
+            .arg("-F")
+            .arg(config)
+            .arg("-S")
+            .arg(&sock)
+            .args(["-O", "exit", host])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// An ssh config (in the server's temp dir) whose host `slow-<alias>` reaches `sshd`
+/// through a ProxyCommand that sleeps `secs` first and then runs `sshd -i`: every new
+/// connection takes at least that long, whatever the machine's load. (In its own
+/// `sh -c`: ssh runs a ProxyCommand as `exec <command>`.) Returns the config file and
+/// the host.
+pub(crate) fn slow_host_config(sshd: &TestSshd, secs: u32) -> (PathBuf, String) {
+    let host = format!("slow-{}", sshd.alias());
+    let dir = sshd.dir();
+    let config = dir.join("slow_ssh_config");
+    let text = format!(
+        "Host {host}\n  ProxyCommand sh -c 'sleep {secs}; exec {sshd_bin} -i -f {sshd_config}'\n  \
+         User {user}\n  IdentityFile {key}\n  IdentitiesOnly yes\n  HostKeyAlias {alias}\n  \
+         UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n",
+        sshd_bin = cmux_integration_tests::sshd::SSHD,
+        sshd_config = dir.join("sshd_config").display(),
+        user = sshd.user(),
+        key = sshd.client_key_path().display(),
+        alias = cmux_integration_tests::sshd::HOST_KEY_ALIAS,
+        known = sshd.known_hosts_path().display(),
+    );
+    std::fs::write(&config, text).expect("write the slow ssh config");
+    (config, host)
+}
+
+/// The `cmux: connect...` lines of `stderr`, with their durations as `[T]`.
+pub(crate) fn connect_lines(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|line| line.starts_with("cmux: connect"))
+        .map(|line| {
+            line.split(' ')
+                .map(|word| {
+                    let (open, rest) = match word.strip_prefix('(') {
+                        Some(rest) => ("(", rest),
+                        None => ("", word),
+                    };
+                    if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                        format!("{open}[T]")
+                    } else {
+                        word.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Issue 12 §7: a connection attempt over 2 s says so on stderr, and how it ended;
+/// stdout keeps only the `--json` document.
+#[test]
+fn a_slow_connection_says_so_on_stderr() {
+    let r = Remote::start();
+    let (config, host) = slow_host_config(&r.sshd, 3);
+    let base = r.src_base().display().to_string();
+    let out = r
+        .env
+        .command(&["new", "w", "--ssh", &host, "--src-base", &base, "--json"])
+        .env("CMUX_SSH_CONFIG", &config)
+        .output()
+        .expect("cmux runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).expect("stdout is the JSON record alone");
+    assert_eq!(record["name"], "w");
+    let lines = connect_lines(&stderr(&out)).replace(&host, "[HOST]");
+    insta::assert_snapshot!("slow_connection", lines);
+
+    // A later command on the live master connects nothing: no line. Without it, the
+    // next one connects anew, and says so again.
+    let exec = || {
+        let out = r
+            .env
+            .command(&["exec", "w", "--", "echo on-the-host"])
+            .env("CMUX_SSH_CONFIG", &config)
+            .output()
+            .expect("cmux runs");
+        assert_eq!(stdout(&out), "on-the-host\n", "{}", stderr(&out));
+        connect_lines(&stderr(&out)).replace(&host, "[HOST]")
+    };
+    assert_eq!(exec(), "");
+    stop_masters(&r.env, &config, &host);
+    assert_eq!(exec(), lines);
 }
 
 fn git_commit_all(dir: &Path, message: &str) {

@@ -76,3 +76,31 @@ sweep() {
     esac
   done
 }
+
+# Ends the job in the current directory: SIGTERM to its process group, SIGKILL after
+# 3 s, then waits (10 s at most) for the supervisor to record how it ended. A lost
+# job's group is killed only while its processes are still in the job's session, never
+# a group that reused the number. Sets was (the state before) and st (after).
+end_job() {
+  local pg= sid= n
+  job_state
+  was=$st
+  [ -f pid ] && read -r pg sid _ <pid
+  case $pg in '' | *[!0-9]*) pg= ;; esac
+  if [ "$st" = r ] && [ -n "$pg" ]; then
+    kill -TERM -- "-$pg" 2>/dev/null
+    n=0
+    while [ ! -f status ] && [ "$n" -lt 30 ]; do sleep 0.1; n=$((n + 1)); done
+    if [ ! -f status ]; then
+      kill -KILL -- "-$pg" 2>/dev/null
+      n=0
+      while [ ! -f status ] && [ "$n" -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+    fi
+    job_state
+  elif [ "$st" = l ] && [ -n "$pg" ] && [ "$sid" != - ]; then
+    if ps -A -o pgid= -o sid= 2>/dev/null |
+      awk -v p="$pg" -v s="$sid" '$1 == p && $2 == s { f = 1 } END { exit !f }'; then
+      kill -KILL -- "-$pg" 2>/dev/null
+    fi
+  fi
+}

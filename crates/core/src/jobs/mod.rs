@@ -21,6 +21,12 @@
 //!   ([`ReadLimit`]); the whole output stays in the file until the job is cleaned up.
 //! - **kill** sends SIGTERM to the job's process group, SIGKILL after 3 s.
 //! - **list** shows every job cmux started in the workspace, whoever started it.
+//! - **end all** ends every job of a workspace that is being removed and removes their
+//!   files ([`Lifecycle::delete`](crate::workspace::Lifecycle::delete) does it), so
+//!   no job outlives its workspace unseen.
+//! - **move** follows a renamed workspace: jobs are keyed by the workspace's
+//!   directory, so [`Lifecycle::rename`](crate::workspace::Lifecycle::rename) moves
+//!   them to its new directory's key, running ones included.
 //!
 //! Lost jobs: the supervisor holds a `flock` lock on a file in the job directory for
 //! its whole life, which the kernel releases however it dies (SIGKILL, a reboot). A job
@@ -209,6 +215,22 @@ pub struct JobKilled {
     pub before: JobState,
     /// Its state after (how it ended, when it was running).
     pub after: JobState,
+}
+
+/// What ending a removed workspace's jobs ([`Jobs::end_all`]) did to one of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobEnded {
+    /// The job.
+    pub id: JobId,
+    /// Its state before.
+    pub before: JobState,
+    /// Its state after: how it ended, or still running when even SIGKILL did not end
+    /// it in 13 s (a process stuck in the kernel).
+    pub after: JobState,
+    /// Its directory (output and state) was removed; not for a job still running.
+    pub removed: bool,
+    /// The command as it was given (its first 1000 bytes).
+    pub command: String,
 }
 
 /// One job of a listing.
@@ -454,6 +476,65 @@ impl Jobs {
         }
         jobs.sort_by_key(|job| (job.started, job.id.clone()));
         Ok(jobs)
+    }
+
+    /// Ends every job of the workspace, for its removal: the running ones (and lost
+    /// ones whose processes are still there) are killed as [`Jobs::kill`] kills one,
+    /// all at once, and then every job's files are removed, output included, except
+    /// those of a job still running. One round trip (plus up to 13 s while a job
+    /// resists SIGTERM). Returns what happened to each job, in id order.
+    pub async fn end_all(&self) -> Result<Vec<JobEnded>> {
+        let nonce = nonce();
+        let script = Script::end_all(&self.key, &nonce);
+        let out = self
+            .run("ending the workspace's jobs", script, OP_TIMEOUT, None)
+            .await?;
+        let mut reply = self.reply(&out, &nonce, "ending the workspace's jobs")?;
+        if reply.words(1).first().copied() != Some("ended") {
+            return Err(malformed("no end record"));
+        }
+        let mut ended = Vec::new();
+        while let Some((words, command)) = reply.next_record()? {
+            // job <id> <before> <after> <removed> <command length>
+            if words.len() != 6 || words[0] != "job" {
+                return Err(malformed("an end record with the wrong fields"));
+            }
+            let mut command = String::from_utf8_lossy(command).into_owned();
+            if command.len() >= LISTED_COMMAND_BYTES {
+                command.push('…');
+            }
+            ended.push(JobEnded {
+                id: JobId::parse(words[1])?,
+                before: JobState::parse(words[2])?,
+                after: JobState::parse(words[3])?,
+                removed: words[4] == "1",
+                command,
+            });
+        }
+        ended.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(ended)
+    }
+
+    /// Moves the workspace's jobs to `new_root`, the workspace's directory after a
+    /// rename, so they are listed there; running jobs go on. Returns the jobs for
+    /// `new_root` and how many jobs moved. One round trip.
+    pub async fn move_to(&self, new_root: RemotePath) -> Result<(Jobs, usize)> {
+        let moved = Jobs::new(self.runtime.clone(), new_root);
+        if moved.key == self.key {
+            return Ok((moved, 0));
+        }
+        let nonce = nonce();
+        let script = Script::move_to(&self.key, &nonce, &moved.key);
+        let out = self
+            .run("moving the workspace's jobs", script, OP_TIMEOUT, None)
+            .await?;
+        let reply = self.reply(&out, &nonce, "moving the workspace's jobs")?;
+        let words = reply.words(2);
+        let count = match words.first().copied() {
+            Some("moved") => number(words.get(1), "count of jobs")? as usize,
+            _ => return Err(malformed("no move record")),
+        };
+        Ok((moved, count))
     }
 
     /// Kills every job `session` started that still runs, all at once; returns each

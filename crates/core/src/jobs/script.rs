@@ -13,6 +13,8 @@ const SUPERVISE: &str = include_str!("supervise.sh");
 const READ: &str = include_str!("read.sh");
 const KILL: &str = include_str!("kill.sh");
 const LIST: &str = include_str!("list.sh");
+const END_ALL: &str = include_str!("end_all.sh");
+const MOVE: &str = include_str!("move.sh");
 
 /// One operation's script, built from its variables.
 pub(crate) struct Script {
@@ -67,6 +69,16 @@ impl Script {
     /// Lists the workspace's jobs.
     pub(crate) fn list(key: &str, nonce: &str) -> Script {
         Script::new(key, nonce, LIST)
+    }
+
+    /// Ends every job of the workspace and removes their directories.
+    pub(crate) fn end_all(key: &str, nonce: &str) -> Script {
+        Script::new(key, nonce, END_ALL)
+    }
+
+    /// Moves the workspace's jobs to the key `to`.
+    pub(crate) fn move_to(key: &str, nonce: &str, to: &str) -> Script {
+        Script::new(key, nonce, MOVE).var("to", to)
     }
 
     /// The bash source to run.

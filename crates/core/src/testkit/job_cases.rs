@@ -600,3 +600,84 @@ pub(super) async fn job_session_end(h: Harness) -> Outcome {
     clean_up(&h, &jobs, &a).await;
     Outcome::Passed
 }
+
+pub(super) async fn job_follow_workspace(h: Harness) -> Outcome {
+    let jobs = jobs(&h);
+    let child = h.path("child.pid");
+    let running = start(
+        &h,
+        &format!(
+            "sleep 300 & echo $! > {}; echo one; {UNTIL_GO}; echo two",
+            q(&child)
+        ),
+    )
+    .await;
+    read_until(&jobs, &running.id, |text, _| text.contains("one")).await;
+    let ended = start(&h, "echo unread; exit 3").await;
+    until_ended(&jobs, &ended.id).await;
+
+    // A rename: both jobs are the new directory's now; the running one goes on, its
+    // read offset kept.
+    let (moved, count) = jobs
+        .move_to(h.path("renamed workspace"))
+        .await
+        .expect("moving the jobs");
+    assert_eq!(count, 2);
+    assert!(list(&jobs).await.is_empty(), "left under the old directory");
+    let listed = list(&moved).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    go(&h).await;
+    let (text, read) = read_to_end(&moved, &running.id).await;
+    assert_eq!(text, "two\n");
+    assert_eq!(read.state, JobState::Exited { code: 0 });
+    let (same, none) = moved
+        .move_to(h.path("renamed workspace"))
+        .await
+        .expect("a move to the same directory");
+    assert_eq!((same.key(), none), (moved.key(), 0));
+
+    // The workspace is removed: a running job is killed with its group, every job's
+    // files go, and the workspace's jobs directory with them.
+    let stubborn = moved
+        .start(ExecRequest::script(format!(
+            "sleep 300 & echo $! > {}; exec sleep 300",
+            q(&child)
+        )))
+        .await
+        .expect("start");
+    let ended_all = moved.end_all().await.expect("end all");
+    let by_id = |id: &JobId| {
+        ended_all
+            .iter()
+            .find(|j| &j.id == id)
+            .unwrap_or_else(|| panic!("job {id} not reported: {ended_all:?}"))
+    };
+    // The first job, read to its end, went with the last start's sweep.
+    assert_eq!(ended_all.len(), 2, "{ended_all:?}");
+    let killed = by_id(&stubborn.id);
+    assert_eq!(
+        (killed.before, killed.after, killed.removed),
+        (JobState::Running, JobState::Signaled { signal: 15 }, true)
+    );
+    assert!(killed.command.contains("exec sleep 300"), "{killed:?}");
+    let unread = by_id(&ended.id);
+    assert_eq!(
+        (unread.before, unread.removed),
+        (JobState::Exited { code: 3 }, true)
+    );
+    wait_gone(&h, &child, Duration::from_secs(10)).await;
+    assert!(list(&moved).await.is_empty());
+    let key_dir = job_dir(&running).parent().expect("jobs root");
+    let key_dir = key_dir
+        .parent()
+        .expect("jobs root")
+        .join(moved.key())
+        .expect("key dir");
+    assert!(
+        !h.runtime.exists(&key_dir).await.expect("stat"),
+        "{key_dir:?} left behind"
+    );
+    // Nothing to end: nothing reported, nothing created.
+    assert!(moved.end_all().await.expect("end all again").is_empty());
+    Outcome::Passed
+}

@@ -363,6 +363,7 @@ suite! {
     job_cases::job_lost => "a job whose supervisor died is lost, not running forever; kill ends what is left of it",
     job_cases::job_output_cap => "a big read keeps head and tail with the file holding everything; pages read everything in order",
     job_cases::job_session_end => "ending a job session kills the jobs it started and only those",
+    job_cases::job_follow_workspace => "jobs follow a renamed workspace (running ones go on); a removed workspace's jobs are killed with their groups and their files removed",
 }
 
 /// The smallest valid PNG (one transparent pixel): test data for image reads.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::exec::ExecRequest;
+use crate::jobs::Jobs;
 use crate::path::RemotePath;
 use crate::runtime::{RuntimeExt, SharedRuntime};
 use crate::workspace::create_script::{self, Created};
@@ -290,6 +291,9 @@ impl Lifecycle {
     /// kept (for the local backend it lives in the project, so commits are safe).
     /// Idempotent: a workspace already gone is fine. An in-place workspace's directory
     /// is never deleted.
+    ///
+    /// The workspace's background jobs end with it, before its directory goes (each
+    /// one said as a progress step): still running, nothing would list them again.
     pub async fn delete(
         &self,
         ws: &Workspace,
@@ -297,6 +301,7 @@ impl Lifecycle {
         progress: &dyn Progress,
     ) -> Result<DeleteOutcome> {
         if ws.in_place {
+            self.end_jobs(ws, force, progress).await?;
             return Ok(DeleteOutcome::KeptInPlace);
         }
         self.runtime.ensure_ready().await?;
@@ -304,6 +309,7 @@ impl Lifecycle {
         let layout = self.source.layout(&project).await?;
         let repo_present = self.runtime.exists(&layout.repo).await?;
         if !self.runtime.exists(&ws.path).await? {
+            self.end_jobs(ws, force, progress).await?;
             if repo_present {
                 let _lock = self.lock(&project, progress).await?;
                 self.git("git worktree prune", &layout.repo, &["worktree", "prune"])
@@ -337,6 +343,7 @@ impl Lifecycle {
                 )));
             }
         }
+        self.end_jobs(ws, force, progress).await?;
         progress.event(ProgressEvent::Step(&format!(
             "removing worktree {}",
             ws.path
@@ -373,6 +380,76 @@ impl Lifecycle {
         }
         self.source.after_delete(ws, &layout).await?;
         Ok(DeleteOutcome::Removed)
+    }
+
+    /// Ends the background jobs of `ws`, which is being removed, and says what
+    /// happened to them. A failure stops the removal, unless `force` (then it is a
+    /// warning).
+    async fn end_jobs(&self, ws: &Workspace, force: bool, progress: &dyn Progress) -> Result<()> {
+        let jobs = Jobs::new(self.runtime.clone(), ws.path.clone());
+        let ended = async {
+            self.runtime.ensure_ready().await?;
+            jobs.end_all().await
+        };
+        let ended = match ended.await {
+            Ok(ended) => ended,
+            Err(e) if force => {
+                progress.event(ProgressEvent::Warning(&format!(
+                    "could not end the background jobs of workspace {} ({e}); any still \
+                     running on {} go on unlisted",
+                    ws.name,
+                    self.runtime.host()
+                )));
+                return Ok(());
+            }
+            // Unreachable: the connection error as it is (its exit code says so), and
+            // the way out.
+            Err(e) if e.is_connection() => {
+                progress.event(ProgressEvent::Warning(&format!(
+                    "workspace {} not removed: its background jobs on {} could not be ended; \
+                     delete with --force to remove it anyway",
+                    ws.name,
+                    self.runtime.host()
+                )));
+                return Err(e);
+            }
+            Err(e) => {
+                return Err(Error::invalid(format!(
+                    "workspace {} not removed: its background jobs could not be ended ({e}); \
+                     list and kill them (`cmux jobs {}`), or delete with --force",
+                    ws.name, ws.name
+                )))
+            }
+        };
+        for job in &ended {
+            let command = shown_command(&job.command);
+            if job.after.is_running() {
+                progress.event(ProgressEvent::Warning(&format!(
+                    "background job {} ({command}) of workspace {} still runs on {} after \
+                     SIGKILL (stuck in the kernel?); its files are kept",
+                    job.id,
+                    ws.name,
+                    self.runtime.host()
+                )));
+            } else if job.before.is_running() {
+                progress.event(ProgressEvent::Step(&format!(
+                    "stopped background job {} ({command}) of workspace {}",
+                    job.id, ws.name
+                )));
+            }
+        }
+        let done = ended
+            .iter()
+            .filter(|job| !job.before.is_running() && job.removed)
+            .count();
+        if done > 0 {
+            progress.event(ProgressEvent::Step(&format!(
+                "removed the output of {done} ended background job{} of workspace {}",
+                if done == 1 { "" } else { "s" },
+                ws.name
+            )));
+        }
+        Ok(())
     }
 
     /// Renames a workspace: moves its worktree beside the old one and renames its
@@ -429,6 +506,22 @@ impl Lifecycle {
             )
             .await?;
             renamed.branch = Some(new_name.to_owned());
+        }
+        // Jobs are keyed by the workspace's directory: they follow it, running or not.
+        let jobs = Jobs::new(self.runtime.clone(), ws.path.clone());
+        match jobs.move_to(renamed.path.clone()).await {
+            Ok((_, 0)) => {}
+            Ok((_, moved)) => progress.event(ProgressEvent::Step(&format!(
+                "{moved} background job{} of the workspace moved with it",
+                if moved == 1 { "" } else { "s" }
+            ))),
+            // The workspace is renamed already: not a reason to fail.
+            Err(e) => progress.event(ProgressEvent::Warning(&format!(
+                "the background jobs of {} stay under its old directory on {} ({e}): \
+                 `cmux jobs {new_name}` will not list them",
+                ws.name,
+                self.runtime.host()
+            ))),
         }
         Ok(renamed)
     }
@@ -539,4 +632,15 @@ fn warn_base_not_moved(base: &BaseBranch, start: &StartPoint, host: &str, progre
         "branch {branch} on {host} was not moved to the project's {branch} ({why}): \
          `git log {branch}` in the workspace shows the older state"
     )));
+}
+
+/// A job's command as a progress line shows it: its first line, at most 60
+/// characters, quoted and escaped (it comes back from the host).
+fn shown_command(command: &str) -> String {
+    let first = command.lines().next().unwrap_or_default();
+    let mut shown: String = first.chars().take(60).collect();
+    if shown.len() < command.len() {
+        shown.push('…');
+    }
+    format!("{shown:?}")
 }

@@ -33,9 +33,41 @@ impl CpuSample {
     }
 }
 
-/// CPU time of another process (the daemonised ControlMaster), from /proc.
+/// CPU time of another process (a daemonised ControlMaster, the host helper), every
+/// thread included, those that ended too: its CPU-time clock (nanoseconds), else the
+/// 10 ms ticks of /proc.
 pub fn process_cpu(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    process_clock(pid).unwrap_or_else(|| ticks(&format!("/proc/{pid}/stat")))
+}
+
+#[allow(unsafe_code)]
+fn process_clock(pid: u32) -> Option<Duration> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: both calls only write into the locals we pass.
+    if unsafe { libc::clock_getcpuclockid(pid, &mut clock) } != 0 {
+        return None;
+    }
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    ))
+}
+
+/// The first field of a `schedstat` file: nanoseconds one thread spent on a CPU.
+fn schedstat(path: &str) -> Option<Duration> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// utime + stime of a `stat` file.
+fn ticks(path: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return Duration::ZERO;
     };
     // Fields after the command name (which may hold spaces) start after the last ')'.
@@ -76,20 +108,8 @@ pub fn master_pid(
 
 /// CPU time of one thread of this process (the proxy's), from /proc.
 pub fn thread_cpu(tid: i32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-        return Duration::ZERO;
-    };
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    let dir = format!("/proc/self/task/{tid}");
+    schedstat(&format!("{dir}/schedstat")).unwrap_or_else(|| ticks(&format!("{dir}/stat")))
 }
 
 /// The calling thread's id.

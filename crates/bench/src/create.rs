@@ -1,6 +1,7 @@
 //! Workspace creation: the first workspace of a ~50 MB project (cold: every object
-//! travels) and a second one (warm: nothing new to send), by cmux's lifecycle and by
-//! the same git steps run as separate ssh processes.
+//! travels) and later ones (warm: nothing new to send), by cmux's lifecycle in helper
+//! mode and on the shell/SFTP path, and by the same git steps run as separate ssh
+//! processes.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -11,10 +12,11 @@ use anyhow::{bail, Context};
 use cmux_backend_ssh::source::SshSource;
 use cmux_core::workspace::{CreateOptions, Lifecycle, NoProgress, Project};
 
-use crate::cpu::{master_pid, process_cpu, CpuSample};
-use crate::ops::Baseline;
+use crate::baseline::Baseline;
+use crate::cpu::{process_cpu, thread_cpu, CpuSample};
+use crate::measure::{stats_of, Iterations};
 use crate::report::{Row, Stats};
-use crate::setup::{BenchEnv, HOST};
+use crate::setup::{BenchEnv, Side, HOST};
 use crate::Args;
 
 /// A git repository of `mib` MiB of incompressible files, one commit.
@@ -61,33 +63,20 @@ fn make_repo(dir: &Path, mib: usize) -> anyhow::Result<()> {
 /// Warm creates per run: one is noise on a shared machine, so take a median.
 fn warm_runs(args: &Args) -> usize {
     if args.quick {
-        3
+        1
     } else {
         7
     }
 }
 
-/// One create: (elapsed, CPU).
-type Sample = (Duration, Duration);
+/// One create: (elapsed, local CPU, helper CPU on the host).
+type Sample = (Duration, Duration, Option<Duration>);
 
 /// Median, p90 and mean CPU of `samples`.
 fn stats(samples: &[Sample]) -> Stats {
-    let mut times: Vec<Duration> = samples.iter().map(|s| s.0).collect();
-    times.sort();
-    if times.is_empty() {
-        times.push(Duration::ZERO);
-    }
-    let at = |p: f64| {
-        let i = ((times.len() as f64 - 1.0) * p).round() as usize;
-        times[i.min(times.len() - 1)].as_secs_f64() * 1000.0
-    };
-    let cpu: Duration = samples.iter().map(|s| s.1).sum();
-    Stats {
-        n: samples.len(),
-        median_ms: at(0.5),
-        p90_ms: at(0.9),
-        cpu_ms_per_op: cpu.as_secs_f64() * 1000.0 / samples.len().max(1) as f64,
-    }
+    let cpu = samples.iter().map(|s| s.1).sum();
+    let host = samples.iter().map(|s| s.2).sum::<Option<Duration>>();
+    stats_of(samples.iter().map(|s| s.0).collect(), cpu, host)
 }
 
 /// The same steps without cmux: make the bare repository, push, add a worktree.
@@ -129,53 +118,77 @@ async fn baseline_create(
     Ok(())
 }
 
+/// Creates a cold workspace then `warm` warm ones through cmux on `side`, its source
+/// repository under `src_base`.
+async fn cmux_creates(
+    env: &BenchEnv,
+    side: &Side,
+    helper_pid: Option<u32>,
+    project: &Project,
+    src_base: &str,
+    names: &[String],
+) -> anyhow::Result<Vec<Sample>> {
+    let source =
+        Arc::new(SshSource::new((*side.runtime).clone()).with_src_base(env.path(src_base)));
+    let lifecycle = Lifecycle::new(side.runtime.clone(), source)
+        .with_lock_dir(env.dir.path().join(format!("locks-{src_base}")));
+    // Own CPU, the local git/ssh children of the push, and the master.
+    let local_cpu = || {
+        let now = CpuSample::now();
+        (now.own + now.children + env.master_pid.map(process_cpu).unwrap_or_default())
+            .saturating_sub(env.proxy_tid.map(thread_cpu).unwrap_or_default())
+    };
+    let host_cpu = || helper_pid.map(process_cpu);
+    let mut samples = Vec::new();
+    for name in names {
+        let (cpu0, host0) = (local_cpu(), host_cpu());
+        let t = Instant::now();
+        lifecycle
+            .create(name, project, &CreateOptions::default(), &NoProgress)
+            .await
+            .with_context(|| format!("cmux creating {name} under {src_base}"))?;
+        let elapsed = t.elapsed();
+        let host = match (host0, host_cpu()) {
+            (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+            _ => None,
+        };
+        samples.push((elapsed, local_cpu().saturating_sub(cpu0), host));
+    }
+    Ok(samples)
+}
+
 pub async fn measure_workspace_create(env: &BenchEnv, args: &Args) -> anyhow::Result<Vec<Row>> {
     let mib = if args.quick { 5 } else { 50 };
     eprintln!("  workspace create ({mib} MiB project)");
     let project_dir = env.dir.path().join("project");
     make_repo(&project_dir, mib)?;
     let project = Project::open(&project_dir).await?;
-    let options = CreateOptions::default();
-
-    // cmux: the lifecycle over the SSH runtime, source pushed through its master.
-    let source =
-        Arc::new(SshSource::new((*env.runtime).clone()).with_src_base(env.path("src-cmux")));
-    let lifecycle =
-        Lifecycle::new(env.runtime.clone(), source).with_lock_dir(env.dir.path().join("locks"));
-    let master = master_pid(&env.config, &env.runtime.control_path(), HOST);
-    // Own CPU, the local git/ssh children of the push, and the master.
-    let cmux_cpu = || {
-        let now = CpuSample::now();
-        (now.own + now.children + master.map(process_cpu).unwrap_or_default()).saturating_sub(
-            env.proxy_tid
-                .map(crate::cpu::thread_cpu)
-                .unwrap_or_default(),
-        )
-    };
     // The first create is cold (every object travels), the others warm.
     let names: Vec<String> = std::iter::once("ws-cold".to_owned())
         .chain((0..warm_runs(args)).map(|i| format!("ws-warm-{i}")))
         .collect();
-    let mut cmux = Vec::new();
-    for name in &names {
-        let cpu0 = cmux_cpu();
-        let t = Instant::now();
-        lifecycle
-            .create(name, &project, &options, &NoProgress)
-            .await
-            .with_context(|| format!("cmux creating {name}"))?;
-        cmux.push((t.elapsed(), cmux_cpu().saturating_sub(cpu0)));
-    }
+    let helper = cmux_creates(
+        env,
+        &env.helper,
+        env.helper_pid,
+        &project,
+        "src-helper",
+        &names,
+    )
+    .await?;
+    let shell = cmux_creates(env, &env.shell, None, &project, "src-shell", &names).await?;
 
     // Baselines: the same git steps as ssh processes, over a master (a) or fresh (b).
     let mut baselines = Vec::new();
-    for (label, base) in [
-        (
-            "a",
-            Baseline::with_master(&env.config, &env.dir.path().join("create-a.sock")),
-        ),
-        ("b", Baseline::fresh(&env.config)),
-    ] {
+    let mut ways = vec![(
+        "a",
+        Baseline::with_master(&env.config, &env.dir.path().join("create-a.sock")),
+    )];
+    // The smoke run has no (b) far away (a handshake per step): see `Iterations`.
+    if Iterations::new(args.quick, env.rtt).b > 0 {
+        ways.push(("b", Baseline::fresh(&env.config)));
+    }
+    for (label, base) in ways {
         let bare = env.path(&format!("src-{label}/base.git"));
         let mut samples = Vec::new();
         for (i, name) in names.iter().enumerate() {
@@ -188,15 +201,17 @@ pub async fn measure_workspace_create(env: &BenchEnv, args: &Args) -> anyhow::Re
             let master = base.master_pid();
             let cpu = (CpuSample::now().children + master.map(process_cpu).unwrap_or_default())
                 .saturating_sub(cpu0);
-            samples.push((elapsed, cpu));
+            samples.push((elapsed, cpu, None));
         }
+        base.close();
         baselines.push(samples);
     }
     let row = |label: &str, pick: &dyn Fn(&[Sample]) -> Stats| Row {
         op: format!("{label} ({mib} MiB)"),
-        cmux: pick(&cmux),
-        a: Some(pick(&baselines[0])),
-        b: Some(pick(&baselines[1])),
+        helper: pick(&helper),
+        shell: Some(pick(&shell)),
+        a: baselines.first().map(|s| pick(s)),
+        b: baselines.get(1).map(|s| pick(s)),
     };
     Ok(vec![
         row("workspace create, cold", &|s| stats(&s[..1])),

@@ -21,8 +21,9 @@
 //! crashing, the OOM killer), the commands still running are killed with their whole
 //! process group, background children included. One watchdog process per runtime (a
 //! small `bash`, started with the first command) holds a pipe that only this process
-//! can write to; when the pipe closes it sends SIGKILL to the groups of the commands
-//! that are still running. Dropping the runtime (its last clone, and every
+//! can write to; when the pipe closes it sends SIGTERM to the groups of the commands
+//! that are still running (git cleans up its lock files on TERM) and SIGKILL to those
+//! still there half a second later. Dropping the runtime (its last clone, and every
 //! [`Process`] it started) does the same. Covered: every command from its
 //! registration right after spawn until its `bash` is reaped. Not covered: children
 //! left running in the background by a command that has already exited (their group

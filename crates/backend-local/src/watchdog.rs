@@ -7,8 +7,13 @@
 //! are the product's cost) holds the read end of a pipe whose only write end is ours
 //! (close-on-exec, so no command inherits it). We send it `+<pgid>` when a command
 //! starts and `-<pgid>` once the command is reaped. The kernel closes our end when we
-//! die, however we die; the watchdog then reads end of file and sends SIGKILL to every
-//! group still registered, and exits. Dropping the last clone of the runtime closes the
+//! die, however we die; the watchdog then reads end of file, sends SIGTERM to every
+//! group still registered, SIGKILL half a second later to the groups that are still
+//! there, and exits. TERM first because a command killed outright leaves its debris
+//! behind: git removes its `.lock` files on TERM, not on KILL, and a killed
+//! `cmux new` must not leave a `refs/heads/NAME.lock` that fails the next one. A
+//! group is dropped from the list as soon as it is empty, so only a group whose number
+//! was reused within that half second could be signalled by mistake. Dropping the last clone of the runtime closes the
 //! pipe too, with the same effect on commands still running.
 //!
 //! PID reuse: a group is unregistered as soon as its leader is reaped, because from
@@ -40,6 +45,13 @@ while IFS= read -r line; do
     +*) groups[$pg]=1 ;;
     -*) unset "groups[$pg]" ;;
   esac
+done
+for pg in "${!groups[@]}"; do kill -TERM -- "-$pg" 2>/dev/null || unset "groups[$pg]"; done
+exec {tick}<> <(:)
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  ((${#groups[@]})) || exit 0
+  read -r -t 0.05 -u "$tick" _
+  for pg in "${!groups[@]}"; do kill -0 -- "-$pg" 2>/dev/null || unset "groups[$pg]"; done
 done
 for pg in "${!groups[@]}"; do kill -KILL -- "-$pg" 2>/dev/null; done
 "#;

@@ -98,6 +98,21 @@ impl ExecHandle {
         }
     }
 
+    /// Asks the command's group to end (SIGTERM) when the client is gone; see
+    /// `serve::hang_up`.
+    pub(crate) fn terminate(&self) {
+        let g = self.lock();
+        if let (Some(pgid), false) = (g.pgid, g.reaped) {
+            sys::signal_group(pgid, libc::SIGTERM);
+        }
+    }
+
+    /// Whether the command has started and its group is not yet reaped.
+    pub(crate) fn is_running(&self) -> bool {
+        let g = self.lock();
+        g.pgid.is_some() && !g.reaped
+    }
+
     /// The client is done with the command: end it now.
     pub(crate) fn release(&self) {
         self.lock().released = true;

@@ -3,8 +3,8 @@
 //!
 //! It opens no socket and listens on nothing: whoever can write its stdin is already
 //! the user on this host (an SSH channel, `docker exec -i`, `sudo -u`). When its stdin
-//! closes (the client was killed, the connection dropped) it kills every process group
-//! it started and exits.
+//! closes (the client was killed, the connection dropped) it ends every process group
+//! it started (SIGTERM, then SIGKILL after half a second) and exits.
 //!
 //! ```text
 //! cmux-host [serve]        speak the protocol on stdin/stdout (the default)

@@ -1,12 +1,13 @@
 //! The connection: reads frames from stdin, runs each request on its own thread,
 //! routes data, credits, kills and releases to the request they belong to, and when
-//! stdin closes kills every process group it started and exits.
+//! stdin closes ends every process group it started ([`hang_up`]) and exits.
 
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cmux_protocol::{
     ErrorKind, Frame, FrameKind, FrameReader, Hello, InfoReply, Request, WireError,
@@ -53,7 +54,7 @@ pub(crate) fn serve(sync: Option<&str>) -> i32 {
         let (execs, login_env) = (execs.clone(), login_env.clone());
         Outbox::start(stdout, move || {
             // The client stopped reading: same as a closed stdin.
-            kill_all(&execs);
+            hang_up(&execs);
             login_env.stop();
             std::process::exit(0);
         })
@@ -106,14 +107,28 @@ pub(crate) fn serve(sync: Option<&str>) -> i32 {
             }
         }
     }
-    kill_all(&state.execs);
+    hang_up(&state.execs);
     state.login_env.stop();
     0
 }
 
-/// Kills the process group of every command still supervised.
-fn kill_all(execs: &Execs) {
-    for handle in lock(execs).values() {
+/// How long commands get to end on SIGTERM when the client is gone, before SIGKILL.
+const HANG_UP_GRACE: Duration = Duration::from_millis(500);
+
+/// The client is gone: every command still supervised gets SIGTERM on its group, and
+/// SIGKILL once it has ended or [`HANG_UP_GRACE`] has passed. TERM first because a
+/// command killed outright leaves debris: git removes its `.lock` files on TERM, not on
+/// KILL, and an interrupted workspace create must not fail the next one.
+fn hang_up(execs: &Execs) {
+    let handles: Vec<Arc<ExecHandle>> = lock(execs).values().cloned().collect();
+    for handle in &handles {
+        handle.terminate();
+    }
+    let deadline = Instant::now() + HANG_UP_GRACE;
+    while Instant::now() < deadline && handles.iter().any(|h| h.is_running()) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for handle in &handles {
         handle.kill();
     }
 }

@@ -23,9 +23,14 @@ pub(crate) fn read_umask() -> u32 {
     }
 }
 
-/// Sends SIGKILL to process group `pgid`. The caller guarantees the group's leader is
-/// not yet reaped (a zombie keeps its pid, so the number cannot name another group).
+/// Sends SIGKILL to process group `pgid`; see [`signal_group`].
 pub(crate) fn kill_group(pgid: u32) {
+    signal_group(pgid, libc::SIGKILL);
+}
+
+/// Sends `signal` to process group `pgid`. The caller guarantees the group's leader is
+/// not yet reaped (a zombie keeps its pid, so the number cannot name another group).
+pub(crate) fn signal_group(pgid: u32, signal: libc::c_int) {
     let Ok(pgid) = libc::pid_t::try_from(pgid) else {
         return;
     };
@@ -34,7 +39,7 @@ pub(crate) fn kill_group(pgid: u32) {
     }
     // SAFETY: plain system call; ESRCH (the group is gone) is fine.
     unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+        libc::kill(-pgid, signal);
     }
 }
 

@@ -180,16 +180,22 @@ async fn a_host_where_the_helper_cannot_run_uses_the_shell_path_and_says_why() {
 #[tokio::test]
 #[ignore = "child of killed_client_leaves_no_host_process"]
 async fn client_child() {
-    let (Some(rt), Ok(tag)) = (
+    let (Some(rt), Ok(tag), Ok(term_file)) = (
         cmux_integration_tests::sshd::runtime_in_child(),
         std::env::var("CMUX_IT_TAG"),
+        std::env::var("CMUX_IT_TERM_FILE"),
     ) else {
         return;
     };
+    // Ignores TERM (noting it), so only the SIGKILL that follows ends it.
     let mut p = rt
         .exec(
-            ExecRequest::script("sleep 1000 & sleep 1000 & echo started; wait")
-                .env("CMUX_ORPHAN_TAG", tag),
+            ExecRequest::script(
+                "trap 'echo term > \"$CMUX_TERM_FILE\"' TERM; sleep 1000 & sleep 1000 & \
+                 echo started; while :; do sleep 0.1; done",
+            )
+            .env("CMUX_ORPHAN_TAG", tag)
+            .env("CMUX_TERM_FILE", term_file),
         )
         .await
         .expect("exec");
@@ -225,6 +231,7 @@ fn tagged(tag: &str) -> Vec<u32> {
 async fn killed_client_leaves_no_host_process() {
     let sshd = TestSshd::start();
     let tag = format!("helper-kill-{}-{}", std::process::id(), fastrand::u64(..));
+    let term_file = sshd.dir().join(format!("{tag}.term"));
     let mut child = tokio::process::Command::new(test_binary())
         .args([
             "helper_ssh::client_child",
@@ -234,6 +241,7 @@ async fn killed_client_leaves_no_host_process() {
         ])
         .envs(sshd.child_env())
         .env("CMUX_IT_TAG", &tag)
+        .env("CMUX_IT_TERM_FILE", &term_file)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -259,7 +267,7 @@ async fn killed_client_leaves_no_host_process() {
     );
     child.start_kill().expect("SIGKILL the client");
     let _ = child.wait().await;
-    // The helper sees its stdin close and kills its groups: give it 5 s at most.
+    // The helper sees its stdin close and ends its groups (TERM, then KILL): 5 s at most.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut left = tagged(&tag);
     while !left.is_empty() && Instant::now() < deadline {
@@ -269,6 +277,11 @@ async fn killed_client_leaves_no_host_process() {
     assert!(
         left.is_empty(),
         "processes left on the host 5 s after the client died: {left:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&term_file).unwrap_or_default(),
+        "term\n",
+        "the command was sent SIGTERM before SIGKILL"
     );
 }
 

@@ -128,3 +128,35 @@ fn sigkilled_exec_leaves_no_local_command() {
     let _ = child.wait();
     assert_no_tagged_process_within_5s(&tag, "SIGKILLed cmux exec");
 }
+
+/// A SIGKILLed cmux's command gets SIGTERM first, so that it can clean up (git removes
+/// its lock files then: a killed `cmux new` must not fail the next one), and SIGKILL
+/// when it ignores TERM.
+#[test]
+fn sigkilled_exec_gives_its_command_term_first_then_kill() {
+    let env = Env::new();
+    env.ok(&["new", "w"]);
+    let ws = env.workspace_path("w");
+    let tag = unique_tag("exec-term");
+    let script = format!(
+        // stderr away from cmux's dead pipe: bash would die of SIGPIPE reporting the
+        // loop's TERMed sleep before running the trap.
+        "exec 2>/dev/null; trap 'echo term > got-term' TERM; (exec -a {tag} sleep 300) & \
+         echo started > ready; while :; do (exec -a {tag} sleep 0.1); done"
+    );
+    let mut child = env
+        .command(&["exec", "w", "--", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cmux starts");
+    wait_ready(&ws.join("ready"));
+    child.kill().expect("SIGKILL cmux");
+    let _ = child.wait();
+    assert_no_tagged_process_within_5s(&tag, "SIGKILLed cmux exec of a command ignoring TERM");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("got-term")).unwrap_or_default(),
+        "term\n",
+        "the command was sent SIGTERM before SIGKILL"
+    );
+}

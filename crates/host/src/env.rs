@@ -90,11 +90,20 @@ impl LoginEnv {
         });
     }
 
-    /// Kills the capturing login shell if it still runs (the connection ended).
-    pub(crate) fn stop(&self) {
+    /// Sends `signal` to the capturing login shell's group if it still runs (the
+    /// connection ended: TERM, then KILL; see `serve::hang_up`).
+    pub(crate) fn signal(&self, signal: libc::c_int) {
         if let Some(pgid) = *self.running.lock().unwrap_or_else(|e| e.into_inner()) {
-            sys::kill_group(pgid);
+            sys::signal_group(pgid, signal);
         }
+    }
+
+    /// Whether the capturing login shell still runs.
+    pub(crate) fn is_capturing(&self) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// The environment for commands, waiting for the capture if it is still running.
@@ -208,7 +217,13 @@ fn capture(running: &Mutex<Option<u32>>) -> Result<Vars, String> {
     std::thread::spawn(move || {
         let _ = done_tx.send(sys::wait_no_reap(pid));
     });
-    let ended = done_rx.recv_timeout(CAPTURE_TIMEOUT);
+    let mut ended = done_rx.recv_timeout(CAPTURE_TIMEOUT);
+    if ended.is_err() {
+        // TERM first: a startup file's own cleanup runs (pyenv's rehash removes its
+        // lock file, which a KILL leaves behind, stalling every later login shell).
+        sys::signal_group(pid, libc::SIGTERM);
+        ended = done_rx.recv_timeout(Duration::from_millis(500));
+    }
     let status = {
         let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
         let status = match ended {

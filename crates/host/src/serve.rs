@@ -54,8 +54,7 @@ pub(crate) fn serve(sync: Option<&str>) -> i32 {
         let (execs, login_env) = (execs.clone(), login_env.clone());
         Outbox::start(stdout, move || {
             // The client stopped reading: same as a closed stdin.
-            hang_up(&execs);
-            login_env.stop();
+            hang_up(&execs, &login_env);
             std::process::exit(0);
         })
     };
@@ -107,30 +106,35 @@ pub(crate) fn serve(sync: Option<&str>) -> i32 {
             }
         }
     }
-    hang_up(&state.execs);
-    state.login_env.stop();
+    hang_up(&state.execs, &state.login_env);
     0
 }
 
 /// How long commands get to end on SIGTERM when the client is gone, before SIGKILL.
 const HANG_UP_GRACE: Duration = Duration::from_millis(500);
 
-/// The client is gone: every command still supervised gets SIGTERM on its group, and
-/// SIGKILL once it has ended or [`HANG_UP_GRACE`] has passed. TERM first because a
-/// command killed outright leaves debris: git removes its `.lock` files on TERM, not on
-/// KILL, and an interrupted workspace create must not fail the next one.
-fn hang_up(execs: &Execs) {
+/// The client is gone: every command still supervised, and the login shell capturing
+/// the environment, get SIGTERM on their group, and SIGKILL once they have ended or
+/// [`HANG_UP_GRACE`] has passed. TERM first because a program killed outright leaves
+/// debris: git removes its `.lock` files on TERM, not on KILL (an interrupted
+/// workspace create must not fail the next one), and so does pyenv's rehash in a
+/// startup file (its stale lock stalls every later login shell for a minute).
+fn hang_up(execs: &Execs, login_env: &LoginEnv) {
     let handles: Vec<Arc<ExecHandle>> = lock(execs).values().cloned().collect();
     for handle in &handles {
         handle.terminate();
     }
+    login_env.signal(libc::SIGTERM);
     let deadline = Instant::now() + HANG_UP_GRACE;
-    while Instant::now() < deadline && handles.iter().any(|h| h.is_running()) {
+    while Instant::now() < deadline
+        && (login_env.is_capturing() || handles.iter().any(|h| h.is_running()))
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     for handle in &handles {
         handle.kill();
     }
+    login_env.signal(libc::SIGKILL);
 }
 
 fn handle_frame(state: &Arc<State>, frame: Frame) {

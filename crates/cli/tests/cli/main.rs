@@ -75,6 +75,9 @@ impl Env {
             .env("CMUX_HOME", self.home.path())
             .env_remove("RUST_LOG")
             .env("COLUMNS", "100")
+            // `cmux shell` starts a login shell; where ~/.bashrc runs `pyenv init`, a
+            // rehash lock left by a killed shell would stall it for a minute.
+            .env("PYENV_REHASH_TIMEOUT", "1")
             .stdin(Stdio::null());
         cmd
     }

@@ -123,30 +123,7 @@ fn make_project(dir: &Path) -> anyhow::Result<()> {
         )?;
     }
     std::fs::write(dir.join("f4k.txt"), vec![b'x'; 4096])?;
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec!["add", "."],
-        vec![
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.invalid",
-            "commit",
-            "-qm",
-            "project",
-        ],
-    ] {
-        let status = std::process::Command::new("git")
-            .args(&args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .status()
-            .context("running git")?;
-        if !status.success() {
-            bail!("git {args:?} failed in {}", dir.display());
-        }
-    }
-    Ok(())
+    crate::setup::commit_project(dir)
 }
 
 pub async fn measure_cli(env: &BenchEnv, args: &Args) -> anyhow::Result<CliSection> {

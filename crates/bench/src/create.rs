@@ -34,30 +34,7 @@ fn make_repo(dir: &Path, mib: usize) -> anyhow::Result<()> {
         }
         std::fs::write(dir.join(format!("blob-{i:03}.bin")), data)?;
     }
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec!["add", "."],
-        vec![
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.invalid",
-            "commit",
-            "-qm",
-            "project",
-        ],
-    ] {
-        let status = std::process::Command::new("git")
-            .args(&args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .status()
-            .context("running git")?;
-        if !status.success() {
-            bail!("git {args:?} failed in {}", dir.display());
-        }
-    }
-    Ok(())
+    crate::setup::commit_project(dir)
 }
 
 /// Warm creates per run: one is noise on a shared machine, so take a median.

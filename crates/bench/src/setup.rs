@@ -307,3 +307,32 @@ impl Drop for BenchEnv {
         }
     }
 }
+
+/// Makes `dir` a git repository on `main` whose one commit holds all its files: the
+/// project the create and CLI rows start from.
+pub fn commit_project(dir: &Path) -> anyhow::Result<()> {
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec!["add", "."],
+        vec![
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.invalid",
+            "commit",
+            "-qm",
+            "project",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .args(&args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running git")?;
+        if !status.success() {
+            bail!("git {args:?} failed in {}", dir.display());
+        }
+    }
+    Ok(())
+}

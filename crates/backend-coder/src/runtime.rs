@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use cmux_backend_ssh::{SshOptions, SshRuntime};
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
+    SmallFile,
 };
 use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
@@ -603,6 +604,11 @@ impl Runtime for CoderRuntime {
 
     async fn stat(&self, path: &RemotePath) -> Result<Metadata> {
         self.with_recovery(|ssh| async move { ssh.stat(path).await })
+            .await
+    }
+
+    async fn read_file_up_to(&self, path: &RemotePath, max_len: u64) -> Result<SmallFile> {
+        self.with_recovery(|ssh| async move { ssh.read_file_up_to(path, max_len).await })
             .await
     }
 

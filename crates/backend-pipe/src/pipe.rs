@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use cmux_core::engine::{EditReply, EditSpec, GlobReply, GlobRequest, GrepReply, GrepRequest};
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
+    SmallFile,
 };
 
 use crate::connection::{Handshake, HelperConnection};
@@ -212,6 +213,13 @@ impl Runtime for PipeRuntime {
 
     async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>> {
         self.connection().await?.read_file(path).await
+    }
+
+    async fn read_file_up_to(&self, path: &RemotePath, max_len: u64) -> Result<SmallFile> {
+        self.connection()
+            .await?
+            .read_file_up_to(path, max_len)
+            .await
     }
 
     async fn open_read(&self, path: &RemotePath) -> Result<BoxRead> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cmux_core::engine::{EditReply, EditSpec, GlobReply, GlobRequest, GrepReply, GrepRequest};
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, FileKind, Metadata, Process, RemotePath, Result,
+    SmallFile,
 };
 use cmux_protocol::frame::STREAM_OUT;
 use cmux_protocol::{
@@ -206,11 +207,36 @@ impl HelperConnection {
 
     /// [`cmux_core::Runtime::read_file`].
     pub async fn read_file(self: &Arc<Self>, path: &RemotePath) -> Result<Vec<u8>> {
+        Ok(self.read_whole(path, None).await?.0)
+    }
+
+    /// [`cmux_core::Runtime::read_file_up_to`]: one request, the helper checking the
+    /// kind and size before it reads.
+    pub async fn read_file_up_to(
+        self: &Arc<Self>,
+        path: &RemotePath,
+        max_len: u64,
+    ) -> Result<SmallFile> {
+        let (data, reply) = self.read_whole(path, Some(max_len)).await?;
+        Ok(match reply.refused {
+            None => SmallFile::Read(data),
+            Some(WireKind::File) => SmallFile::TooLarge(reply.size),
+            Some(other) => SmallFile::NotAFile(kind(other)),
+        })
+    }
+
+    /// A whole-file read (`only_file_up_to`: see [`ReadSpec`]) and its final reply.
+    async fn read_whole(
+        self: &Arc<Self>,
+        path: &RemotePath,
+        only_file_up_to: Option<u64>,
+    ) -> Result<(Vec<u8>, ReadReply)> {
         let spec = ReadSpec {
             path: self.absolute(path),
             offset: 0,
             len: None,
             window: None,
+            only_file_up_to,
         };
         let mut pending = self.start(&Request::Read(spec), "a read")?;
         let mut data = Vec::new();
@@ -219,8 +245,7 @@ impl HelperConnection {
             if frame.kind == FrameKind::Out {
                 data.extend_from_slice(&frame.body);
             } else if let Some(result) = self.final_frame::<ReadReply>(&frame, Some(path)) {
-                result?;
-                return Ok(data);
+                return Ok((data, result?));
             }
         }
     }
@@ -233,6 +258,7 @@ impl HelperConnection {
             offset: 0,
             len: None,
             window: Some(STREAM_WINDOW),
+            only_file_up_to: None,
         };
         let mut pending = self.start(&Request::Read(spec), "a read")?;
         let first = pending.next().await?;

@@ -204,6 +204,7 @@ use async_trait::async_trait;
 use cmux_core::engine::{EditReply, EditSpec, GlobReply, GlobRequest, GrepReply, GrepRequest};
 use cmux_core::{
     BoxRead, DirEntry, Error, ExecRequest, Metadata, Process, RemotePath, Result, Runtime,
+    SmallFile,
 };
 
 pub use control_dir::control_dir_for;
@@ -342,6 +343,14 @@ impl Runtime for SshRuntime {
             self,
             |h| h.read_file(path),
             fallback::files::read(&self.shared.fallback, path)
+        )
+    }
+
+    async fn read_file_up_to(&self, path: &RemotePath, max_len: u64) -> Result<SmallFile> {
+        helper_or_fallback!(
+            self,
+            |h| h.read_file_up_to(path, max_len),
+            cmux_core::runtime::read_file_up_to_by_stat(self, path, max_len)
         )
     }
 

@@ -53,4 +53,4 @@ pub use exec::{
     BoxRead, BoxWrite, Command, ExecRequest, ExitStatus, Output, Process, ProcessControl, Stdin,
 };
 pub use path::RemotePath;
-pub use runtime::{DirEntry, FileKind, Metadata, Runtime, RuntimeExt, SharedRuntime};
+pub use runtime::{DirEntry, FileKind, Metadata, Runtime, RuntimeExt, SharedRuntime, SmallFile};

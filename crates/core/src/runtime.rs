@@ -25,6 +25,41 @@ pub enum FileKind {
     Other,
 }
 
+/// [`Runtime::read_file_up_to`] as a stat, then a read (two round trips): its default,
+/// for a backend that can do better only in some modes (an SSH host without the
+/// helper).
+pub async fn read_file_up_to_by_stat<R: Runtime + ?Sized>(
+    runtime: &R,
+    path: &RemotePath,
+    max_len: u64,
+) -> Result<SmallFile> {
+    let meta = runtime.stat(path).await?;
+    if meta.kind != FileKind::File {
+        return Ok(SmallFile::NotAFile(meta.kind));
+    }
+    if meta.len > max_len {
+        return Ok(SmallFile::TooLarge(meta.len));
+    }
+    let data = runtime.read_file(path).await?;
+    // It may have grown since the stat.
+    if data.len() as u64 > max_len {
+        return Ok(SmallFile::TooLarge(data.len() as u64));
+    }
+    Ok(SmallFile::Read(data))
+}
+
+/// What [`Runtime::read_file_up_to`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SmallFile {
+    /// The whole content of a regular file within the limit.
+    Read(Vec<u8>),
+    /// A regular file over the limit: its length in bytes.
+    TooLarge(u64),
+    /// Not a regular file: what it is (a directory, or a socket, fifo or device).
+    NotAFile(FileKind),
+}
+
 impl fmt::Display for FileKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -98,6 +133,14 @@ pub trait Runtime: Send + Sync + fmt::Debug {
 
     /// Reads a whole file.
     async fn read_file(&self, path: &RemotePath) -> Result<Vec<u8>>;
+
+    /// Reads `path` whole if it is a regular file of at most `max_len` bytes (symlinks
+    /// followed); otherwise says what it is instead, reading nothing. The `read_file`
+    /// tool's call. The default stats, then reads: two round trips. A backend that can
+    /// check and read in one step overrides it (the host helper does, in one request).
+    async fn read_file_up_to(&self, path: &RemotePath, max_len: u64) -> Result<SmallFile> {
+        read_file_up_to_by_stat(self, path, max_len).await
+    }
 
     /// Opens a file for streaming reads (for files too large to hold in memory). The
     /// default implementation streams `cat` through [`Runtime::exec`].

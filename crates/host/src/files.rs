@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use cmux_protocol::{
@@ -139,10 +139,29 @@ pub(crate) fn read(
     window: &Window,
 ) -> Result<ReadReply, WireError> {
     let path = Path::new(&spec.path);
-    let mut file = fs::File::open(path).map_err(|e| io_error("opening", path, &e))?;
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    if spec.only_file_up_to.is_some() {
+        // A fifo must be refused, not waited on; on a regular file O_NONBLOCK does
+        // nothing.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| io_error("opening", path, &e))?;
     let meta = file
         .metadata()
         .map_err(|e| io_error("reading metadata of", path, &e))?;
+    if let Some(limit) = spec.only_file_up_to {
+        let kind = kind_of(meta.file_type());
+        if kind != WireKind::File || meta.len() > limit {
+            return Ok(ReadReply {
+                size: meta.len(),
+                sent: 0,
+                refused: Some(kind),
+            });
+        }
+    }
     if meta.is_dir() {
         return Err(error(
             ErrorKind::IsADirectory,
@@ -182,5 +201,6 @@ pub(crate) fn read(
     Ok(ReadReply {
         size: meta.len(),
         sent,
+        refused: None,
     })
 }

@@ -117,6 +117,12 @@ pub struct ReadSpec {
     /// everything anyway).
     #[serde(default)]
     pub window: Option<u64>,
+    /// Read only a regular file of at most this many bytes (from `offset`, up to
+    /// `len`); anything else is answered at once with a [`ReadReply`] whose `refused`
+    /// is set and no data. The file is opened without blocking, so a fifo is refused
+    /// rather than waited on. One request where a stat, then a read, took two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_file_up_to: Option<u64>,
 }
 
 /// The end of a read.
@@ -126,6 +132,10 @@ pub struct ReadReply {
     pub size: u64,
     /// Bytes sent.
     pub sent: u64,
+    /// Set when [`ReadSpec::only_file_up_to`] refused the read: what the path is (a
+    /// `file` then means it is larger than the limit, by `size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<WireKind>,
 }
 
 /// An atomic write. The content follows as [`crate::FrameKind::Data`] frames and a

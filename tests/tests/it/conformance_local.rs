@@ -86,6 +86,7 @@ cases!(
     odd_names,
     atomic_rewrite,
     mode_kept,
+    read_file_up_to_checks_kind_and_size,
     write_refuses_unwritable,
     write_through_symlink,
     write_through_symlinked_dir,

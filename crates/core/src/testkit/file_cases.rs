@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 use super::util::{diff, is_root, noise, q, read, sh, write};
 use super::{Harness, Outcome};
 use crate::error::Error;
-use crate::runtime::{FileKind, RuntimeExt};
+use crate::runtime::{FileKind, RuntimeExt, SmallFile};
 
 pub(super) async fn files_round_trip(h: Harness) -> Outcome {
     let all_bytes: Vec<u8> = (0..=255u8).collect();
@@ -307,6 +307,45 @@ pub(super) async fn write_through_symlinked_dir(h: Harness) -> Outcome {
             .collect::<Vec<_>>(),
         vec![("f", FileKind::Symlink)],
         "the link stays a link, and no temporary file is left"
+    );
+    Outcome::Passed
+}
+
+pub(super) async fn read_file_up_to_checks_kind_and_size(h: Harness) -> Outcome {
+    let rt = &h.runtime;
+    write(&h, &h.path("small"), b"0123456789").await;
+    h.runtime
+        .create_dir_all(&h.path("dir"))
+        .await
+        .expect("mkdir dir");
+    // A fifo nobody writes: opening it for reading would wait forever.
+    sh(&h, &format!("cd {} && mkfifo fifo", q(&h.scratch))).await;
+    assert_eq!(
+        rt.read_file_up_to(&h.path("small"), 10)
+            .await
+            .expect("read"),
+        SmallFile::Read(b"0123456789".to_vec()),
+        "a file of exactly the limit is read whole"
+    );
+    assert_eq!(
+        rt.read_file_up_to(&h.path("small"), 9).await.expect("read"),
+        SmallFile::TooLarge(10),
+        "a file over the limit is refused with its length"
+    );
+    assert_eq!(
+        rt.read_file_up_to(&h.path("dir"), 10).await.expect("read"),
+        SmallFile::NotAFile(FileKind::Dir)
+    );
+    let fifo = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        rt.read_file_up_to(&h.path("fifo"), 10),
+    )
+    .await
+    .expect("a fifo is refused, not waited on");
+    assert_eq!(fifo.expect("read"), SmallFile::NotAFile(FileKind::Other));
+    expect_not_found(
+        "read_file_up_to",
+        rt.read_file_up_to(&h.path("missing"), 10).await,
     );
     Outcome::Passed
 }

@@ -326,6 +326,7 @@ suite! {
     file_cases::odd_names => "names with spaces, quotes, $(), backticks, newlines, leading -, non-ASCII",
     file_cases::atomic_rewrite => "a concurrent reader sees the old or the new content, never a mix",
     file_cases::mode_kept => "rewriting a file keeps its mode (0755, 0600)",
+    file_cases::read_file_up_to_checks_kind_and_size => "read_file_up_to reads a regular file within the limit, gives the length of a larger one and the kind of a directory or fifo (without waiting on it)",
     file_cases::write_refuses_unwritable => "write_file refuses a read-only file and another user's file (NotWritable), even through a symlink; remove + write replaces it",
     file_cases::write_through_symlink => "writing through a symlink updates the target; the link stays",
     file_cases::write_through_symlinked_dir => "a link's target is relative to the link's real directory (d -> deep/sub, deep/sub/f -> ../g)",

@@ -11,7 +11,7 @@ use super::text::{display_name, has_nul_prefix, lines, numbered, truncate_line};
 use super::tool::{Content, Effect, Tool, ToolResult};
 use super::ToolContext;
 use crate::error::{Error, Result};
-use crate::runtime::FileKind;
+use crate::runtime::{FileKind, SmallFile};
 
 /// Files larger than this are refused (read a range with `bash` instead).
 pub const READ_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
@@ -206,17 +206,22 @@ pub async fn read_file(ctx: &ToolContext, input: ReadFileInput) -> Result<ReadFi
         ));
     }
     let offset = input.offset.unwrap_or(1).max(1);
-    let meta = ctx.runtime.stat(&path).await?;
-    match meta.kind {
-        FileKind::Dir => {
+    // One call: the kind and size checks travel with the read (one round trip where
+    // the backend can).
+    let bytes = match ctx
+        .runtime
+        .read_file_up_to(&path, READ_MAX_FILE_BYTES)
+        .await?
+    {
+        SmallFile::Read(bytes) => bytes,
+        SmallFile::NotAFile(FileKind::Dir) => {
             return Err(Error::WrongKind {
                 host: ctx.host().to_owned(),
                 path,
                 message: "is a directory, not a file: use list_dir to see its entries".into(),
             })
         }
-        FileKind::File => {}
-        _ => {
+        SmallFile::NotAFile(_) => {
             return Err(Error::WrongKind {
                 host: ctx.host().to_owned(),
                 path,
@@ -225,21 +230,19 @@ pub async fn read_file(ctx: &ToolContext, input: ReadFileInput) -> Result<ReadFi
                     .into(),
             })
         }
-    }
-    if meta.len > READ_MAX_FILE_BYTES && has_image_extension(path.as_str()) {
-        return Err(image_too_large(ctx, &path, "an image", meta.len));
-    }
-    if meta.len > READ_MAX_FILE_BYTES {
-        let q = crate::exec::quote_path(&path);
-        return Err(Error::invalid(format!(
-            "{}: {path} is {} bytes, over read_file's limit of {READ_MAX_FILE_BYTES} bytes (10 MiB): \
-             read a range with bash instead, e.g. `sed -n '1,200p' {q}` for lines or `head -c 65536 {q}` \
-             for bytes, or search it with grep",
-            ctx.host(),
-            meta.len
-        )));
-    }
-    let bytes = ctx.runtime.read_file(&path).await?;
+        SmallFile::TooLarge(len) if has_image_extension(path.as_str()) => {
+            return Err(image_too_large(ctx, &path, "an image", len));
+        }
+        SmallFile::TooLarge(len) => {
+            let q = crate::exec::quote_path(&path);
+            return Err(Error::invalid(format!(
+                "{}: {path} is {len} bytes, over read_file's limit of {READ_MAX_FILE_BYTES} bytes (10 MiB): \
+                 read a range with bash instead, e.g. `sed -n '1,200p' {q}` for lines or `head -c 65536 {q}` \
+                 for bytes, or search it with grep",
+                ctx.host(),
+            )));
+        }
+    };
     if let Some(mime_type) = image_type(&bytes) {
         if bytes.len() as u64 > READ_MAX_IMAGE_BYTES {
             let what = format!("a {mime_type} image");

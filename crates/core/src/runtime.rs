@@ -272,6 +272,21 @@ pub trait RuntimeExt: Runtime {
             Err(e) => Err(e),
         }
     }
+
+    /// [`Runtime::write_file`], creating missing parent directories. The write is
+    /// tried first: parents usually exist, and creating them costs a round trip.
+    async fn write_file_creating_dirs(&self, path: &RemotePath, data: &[u8]) -> Result<()> {
+        match self.write_file(path, data).await {
+            Err(Error::NotFound { .. }) => {
+                let parent = path.parent().ok_or_else(|| {
+                    Error::invalid(format!("{path}: not a file path: give a file name"))
+                })?;
+                self.create_dir_all(&parent).await?;
+                self.write_file(path, data).await
+            }
+            other => other,
+        }
+    }
 }
 
 impl<T: Runtime + ?Sized> RuntimeExt for T {}

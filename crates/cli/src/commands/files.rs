@@ -59,12 +59,7 @@ pub async fn write(ctx: &Ctx, args: &WriteArgs) -> Result<i32> {
         .await
         .context("reading standard input")?;
     tracing::debug!(workspace = %record.name, host = runtime.host(), %path, bytes = data.len(), force = args.force, "write");
-    if let Some(parent) = path.parent() {
-        if !runtime.exists(&parent).await? {
-            runtime.create_dir_all(&parent).await?;
-        }
-    }
-    match runtime.write_file(&path, &data).await {
+    match runtime.write_file_creating_dirs(&path, &data).await {
         Ok(()) => Ok(0),
         Err(Error::NotWritable { path: target, .. }) if args.force => {
             replace_by_new_file(&runtime, &path, &target, &data).await?;

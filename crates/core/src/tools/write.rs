@@ -7,7 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::tool::{Effect, Tool, ToolResult};
 use super::ToolContext;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::runtime::RuntimeExt;
 
 /// The `write_file` tool: see [`WriteFileTool::DESCRIPTION`](Tool::DESCRIPTION).
 #[derive(Clone, Copy, Debug, Default)]
@@ -80,18 +81,7 @@ impl ToolResult for WriteFileOutput {
 pub async fn write_file(ctx: &ToolContext, input: WriteFileInput) -> Result<WriteFileOutput> {
     let path = ctx.resolve(&input.path).await?;
     let data = input.content.as_bytes();
-    // Try the write first: parents usually exist, and creating them costs a round trip.
-    match ctx.runtime.write_file(&path, data).await {
-        Ok(()) => {}
-        Err(Error::NotFound { .. }) => {
-            let parent = path.parent().ok_or_else(|| {
-                Error::invalid(format!("{path}: not a file path: give a file name"))
-            })?;
-            ctx.runtime.create_dir_all(&parent).await?;
-            ctx.runtime.write_file(&path, data).await?;
-        }
-        Err(e) => return Err(e),
-    }
+    ctx.runtime.write_file_creating_dirs(&path, data).await?;
     Ok(WriteFileOutput {
         path: path.as_str().to_owned(),
         bytes_written: data.len() as u64,

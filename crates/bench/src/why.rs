@@ -11,10 +11,9 @@ pub fn above_one_rt(op: &str) -> &'static str {
              execs `bash -c` (a few ms), which no transport removes."
         }
         "MCP read_file 4 KiB" => {
-            "Two requests in turn: the tool stats the file (to refuse directories, devices \
-             and files over 10 MiB) and only then reads it (`crates/core/src/tools/read.rs`). \
-             One request would do: read with a size limit and let the helper's reply carry \
-             the kind and size."
+            "One request (`Runtime::read_file_up_to`: the helper checks the kind and size \
+             on the open file, then sends it); what is left is the host's file system calls \
+             and the encryption."
         }
         "MCP write_file 4 KiB" | "write 4 KiB" | "MCP edit_file" => {
             "One request. The rest is the host's atomic write: a temporary file fsynced \
@@ -45,10 +44,9 @@ pub fn above_one_rt(op: &str) -> &'static str {
              (`crates/backend-ssh/src/helper`)."
         }
         "`cmux write ws` 4 KiB" => {
-            "As for the other CLI rows (3 RT to start the helper and make one request), plus \
-             one more request: `cmux write` checks that the parent directory exists before \
-             writing (`crates/cli/src/commands/files.rs`); writing first and creating the \
-             parent only on `not_found`, as the write_file tool does, saves it."
+            "As for the other CLI rows: 3 RT to start the helper and make one request (the \
+             write goes first; missing parents are created only on `not_found`), plus the \
+             host's fsync before the rename."
         }
         _ => "",
     }

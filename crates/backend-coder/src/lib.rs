@@ -75,7 +75,7 @@
 //!
 //! ## Diagnostics
 //!
-//! [`doctor`] checks the CLI, the login, the ssh config block, the workspace status
+//! [`doctor()`] checks the CLI, the login, the ssh config block, the workspace status
 //! and ssh (bash and git on the workspace), read-only, with a fix per failure.
 
 #![deny(missing_docs)]

@@ -2,7 +2,7 @@
 //!
 //! [`LocalRuntime`] runs commands and file operations on this machine. It is the
 //! embedded default of the `cmux` CLI and the reference implementation of the
-//! [`Runtime`](cmux_core::Runtime) contract: it passes the whole conformance suite.
+//! [`cmux_core::Runtime`] contract: it passes the whole conformance suite.
 //!
 //! grep, glob and edit run natively with cmux's engine (one call, no transfer, no
 //! total-size cap), with the same results as the generic path other backends take.

@@ -108,7 +108,7 @@ pub enum Cmd {
     /// (fast-forward only).
     ///
     /// The workspace's branch is fetched into the project as `cmux/<name>`
-    /// (refs/remotes/cmux/<name>, over the workspace's SSH connection), then the
+    /// (`refs/remotes/cmux/<name>`, over the workspace's SSH connection), then the
     /// project's branch of that name (or --into) is created or fast-forwarded to it.
     /// A branch checked out in the project moves with its working tree (`git merge
     /// --ff-only`), refused when your local changes are in the way. When the two have

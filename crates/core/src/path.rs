@@ -8,7 +8,7 @@
 //!
 //! Decision: names must be valid UTF-8. Agents exchange paths as JSON strings, which
 //! cannot carry arbitrary bytes; a non-UTF-8 name is refused with
-//! [`Error::InvalidInput`](crate::Error::InvalidInput) rather than mangled.
+//! [`crate::Error::InvalidInput`] rather than mangled.
 
 use std::fmt;
 

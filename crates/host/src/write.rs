@@ -71,7 +71,7 @@ pub(crate) fn write(
     })
 }
 
-/// Replaces `path` with `bytes` (an edit's result), by the same rules as [`write`].
+/// Replaces `path` with `bytes` (an edit's result), by the same rules as [`write()`].
 pub(crate) fn write_bytes(
     path: &Path,
     force: bool,

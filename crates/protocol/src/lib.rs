@@ -8,7 +8,7 @@
 //!
 //! - [`frame`]: a 9-byte header (length, kind, request id) and a body. Nothing a command
 //!   prints can be taken for a frame: command output only ever travels *inside* the body
-//!   of an [`FrameKind::Out`]/[`FrameKind::Err`] frame whose length the helper wrote.
+//!   of an [`FrameKind::Out`]/[`FrameKind::ErrOut`] frame whose length the helper wrote.
 //! - [`message`]: the JSON bodies of requests, replies, errors and statuses.
 //!
 //! Both ends check [`PROTOCOL_VERSION`] in the helper's first frame

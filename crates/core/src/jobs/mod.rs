@@ -1,7 +1,7 @@
 //! Background jobs: commands that keep running after the call that started them (a dev
 //! server, a watcher, a long test run), whose output is read later, in pieces.
 //!
-//! Built once, on [`Runtime::exec`] alone, so every backend (third parties' too) has
+//! Built once, on [`Runtime::exec`](crate::Runtime::exec) alone, so every backend (third parties' too) has
 //! them. Each operation is one exec of a small bash script (one round trip):
 //!
 //! - **start** creates the job's directory, `${XDG_CACHE_HOME:-~/.cache}/cmux/jobs/

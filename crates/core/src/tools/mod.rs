@@ -1,11 +1,11 @@
 //! Agent tools (bash, read, write, edit, list, glob, grep, and the background jobs'
 //! job_output, job_kill and jobs), built only on the
-//! [`Runtime`](crate::Runtime) trait so they behave identically on every backend.
+//! [`crate::Runtime`] trait so they behave identically on every backend.
 //!
 //! Every tool takes a [`ToolContext`] (a runtime and the workspace directory inside it)
 //! and a typed input that deserializes from JSON with the field names an MCP client
 //! sends, and returns a typed result that serializes for `--json` and renders for a
-//! model with `to_text()`. Failures are [`Error`](crate::Error)s whose messages name
+//! model with `to_text()`. Failures are [`crate::Error`]s whose messages name
 //! the path and say what to do next.
 //!
 //! Each tool is defined once, as a [`Tool`] (name, description, effect, input with its

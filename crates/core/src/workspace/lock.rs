@@ -3,7 +3,7 @@
 //!
 //! Why: git itself races there. Measured with git 2.47: 50 concurrent
 //! `git worktree add` + `git worktree prune` on one repository make most of them fail
-//! with "failed to read .git/worktrees/<x>/commondir", and concurrent
+//! with "failed to read `.git/worktrees/<x>/commondir`", and concurrent
 //! `git worktree remove` fail with "is not a working tree".
 
 use std::fs::File;
@@ -36,7 +36,7 @@ impl ProjectLock {
     }
 
     /// Waits for the lock of `project_id` in `dir` (created if missing). After
-    /// [`QUIET_WAIT`] of waiting, reports a [`ProgressEvent::Step`] "waiting for the
+    /// `QUIET_WAIT` (a second) of waiting, reports a [`ProgressEvent::Step`] "waiting for the
     /// lock held by pid N…" (or who else may hold it), once.
     pub async fn acquire_reporting(
         dir: &Path,

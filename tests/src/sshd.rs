@@ -453,6 +453,20 @@ impl TestSshd {
             .control_dir(self.dir().join("ctl"))
     }
 
+    /// [`TestSshd::ssh_options`] on the russh transport (no ssh process at all).
+    pub fn russh_options(&self) -> cmux_backend_ssh::SshOptions {
+        self.ssh_options()
+            .transport(cmux_backend_ssh::Transport::Russh)
+    }
+
+    /// An [`cmux_backend_ssh::SshRuntime`] on this server's alias over russh.
+    pub fn russh_runtime(&self) -> cmux_backend_ssh::SshRuntime {
+        match cmux_backend_ssh::SshRuntime::new(self.alias(), self.russh_options()) {
+            Ok(rt) => rt,
+            Err(e) => panic!("SshRuntime::new: {e}"),
+        }
+    }
+
     /// An [`cmux_backend_ssh::SshRuntime`] on this server's alias.
     pub fn runtime(&self) -> cmux_backend_ssh::SshRuntime {
         match cmux_backend_ssh::SshRuntime::new(self.alias(), self.ssh_options()) {

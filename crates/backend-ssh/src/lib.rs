@@ -193,6 +193,7 @@ mod helper;
 mod master;
 mod options;
 mod pool;
+mod russh_transport;
 mod shared;
 pub mod source;
 mod ssh_g;
@@ -209,7 +210,10 @@ use cmux_core::{
 
 pub use control_dir::control_dir_for;
 pub use helper::ConnectionMode;
-pub use options::{ConnectEvent, ConnectObserver, HelperMode, SshOptions, WriteVia, SLOW_CONNECT};
+pub use options::{
+    ConfigSource, ConnectEvent, ConnectObserver, HelperMode, SshOptions, Transport, WriteVia,
+    SLOW_CONNECT,
+};
 
 /// An SSH host as a cmux runtime. Cheap to clone; clones (and every `SshRuntime` of
 /// the same host and options in this process) share connections and backoff.
@@ -259,7 +263,21 @@ impl SshRuntime {
     /// (`ssh -O exit`). Later operations reconnect.
     pub async fn disconnect(&self) {
         self.shared.helper.close().await;
+        if let Some(russh) = &self.shared.pool.russh {
+            russh.close().await;
+        }
         self.shared.pool.disconnect_all().await;
+    }
+
+    /// The SSH implementation this runtime's helper connection uses
+    /// ([`Transport::OpenSsh`] or [`Transport::Russh`]; `Auto` is resolved when the
+    /// runtime is made).
+    pub fn transport(&self) -> Transport {
+        if self.shared.pool.russh.is_some() {
+            Transport::Russh
+        } else {
+            Transport::OpenSsh
+        }
     }
 
     /// How this host is driven: through the host helper, or the shell/SFTP path and
@@ -316,6 +334,14 @@ impl Runtime for SshRuntime {
     }
 
     async fn ensure_ready(&self) -> Result<()> {
+        if self.shared.pool.russh.is_some() {
+            return self
+                .shared
+                .helper
+                .connection(&self.shared.pool)
+                .await
+                .map(|_| ());
+        }
         // A local mux alive check (no round trip to the host): a master that died since
         // the last operation is replaced here rather than by the next operation.
         let conn = self.shared.pool.primary().await?;

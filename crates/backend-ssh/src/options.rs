@@ -20,6 +20,35 @@ pub enum HelperMode {
     Off,
 }
 
+/// Which SSH implementation carries a host's connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// OpenSSH when a usable `ssh` client is on `PATH` (it answers `ssh -V`), russh
+    /// otherwise.
+    #[default]
+    Auto,
+    /// The system OpenSSH client through a ControlMaster (helper or shell/SFTP path).
+    OpenSsh,
+    /// russh, in this process: no ssh binary needed. Hosts where the helper cannot
+    /// run use the OpenSSH path when a client exists, and fail with a clear error
+    /// otherwise.
+    Russh,
+}
+
+/// Where the russh transport reads a host's configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigSource {
+    /// `ssh -G` when an `ssh` client exists, cmux's own parser otherwise.
+    #[default]
+    Auto,
+    /// Always `ssh -G` (an error without an ssh client).
+    SshG,
+    /// Always cmux's own ssh_config parser (see the crate docs for what it supports).
+    Builtin,
+}
+
 /// How [`crate::SshRuntime`] connects. `Default` suits a user's own hosts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -55,6 +84,14 @@ pub struct SshOptions {
     /// How file writes travel (default [`WriteVia::Sftp`]; the CLI maps
     /// `CMUX_SSH_WRITE_VIA` to it).
     pub write_via: WriteVia,
+    /// Which SSH implementation connects (the CLI maps `CMUX_SSH_TRANSPORT`).
+    pub transport: Transport,
+    /// Where the russh transport reads ssh_config.
+    pub config_source: ConfigSource,
+    /// The ssh-agent's socket for the russh transport (the CLI passes
+    /// `$SSH_AUTH_SOCK`; `IdentityAgent` in the config wins). The OpenSSH path's
+    /// `ssh` finds its agent itself.
+    pub agent_socket: Option<PathBuf>,
 }
 
 /// How [`crate::SshRuntime`] writes files.
@@ -162,6 +199,9 @@ impl Default for SshOptions {
             helper_install_dir: None,
             on_connect: ConnectObserver::default(),
             write_via: WriteVia::Sftp,
+            transport: Transport::Auto,
+            config_source: ConfigSource::Auto,
+            agent_socket: None,
         }
     }
 }
@@ -206,6 +246,24 @@ impl SshOptions {
     /// Sets how file writes travel.
     pub fn write_via(mut self, via: WriteVia) -> Self {
         self.write_via = via;
+        self
+    }
+
+    /// Connects with `transport`.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Reads ssh_config for the russh transport from `source`.
+    pub fn config_source(mut self, source: ConfigSource) -> Self {
+        self.config_source = source;
+        self
+    }
+
+    /// Uses the ssh-agent at `socket` (russh transport).
+    pub fn agent_socket(mut self, socket: impl Into<PathBuf>) -> Self {
+        self.agent_socket = Some(socket.into());
         self
     }
 

@@ -29,6 +29,10 @@ pub(crate) struct HostState {
     grow: tokio::sync::Mutex<()>,
     /// The connection budget shared with other processes.
     pub(crate) budget: crate::budget::Budget,
+    /// The russh connection, when [`crate::Transport`] chose russh: the helper then
+    /// runs over it, and only the shell/SFTP path (a host where the helper cannot run)
+    /// uses the masters above.
+    pub(crate) russh: Option<crate::russh_transport::RusshHost>,
 }
 
 /// One master (a slot): the mux session, its channel gate, its SFTP session.
@@ -135,7 +139,14 @@ impl HostState {
         probe_args.push("--".into());
         probe_args.push(dest.host.clone());
         let budget = crate::budget::Budget::new(host.clone(), budget_path, probe_args);
+        let russh = uses_russh(opts.transport)
+            .then(|| russh_settings(&opts))
+            .transpose()?
+            .map(|settings| {
+                crate::russh_transport::RusshHost::new(host.clone(), dest.clone(), settings)
+            });
         Ok(HostState {
+            russh,
             host,
             budget,
             dest,
@@ -145,6 +156,12 @@ impl HostState {
             conns: Mutex::new(Vec::new()),
             grow: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// True when no OpenSSH client can serve this host (the russh transport was
+    /// chosen because there is none, or there is none at all).
+    pub(crate) fn openssh_available(&self) -> bool {
+        crate::russh_transport::config::openssh_client_available()
     }
 
     pub(crate) fn socket_path(&self, slot: usize) -> PathBuf {
@@ -334,6 +351,39 @@ impl HostState {
         words.push(self.dest.host.clone());
         quote::join(words)
     }
+}
+
+/// Whether `transport` means russh on this machine.
+fn uses_russh(transport: crate::options::Transport) -> bool {
+    use crate::options::Transport;
+    match transport {
+        Transport::Russh => true,
+        Transport::OpenSsh => false,
+        _ => !crate::russh_transport::config::openssh_client_available(),
+    }
+}
+
+/// The russh transport's settings from the options and the local account.
+fn russh_settings(opts: &SshOptions) -> Result<crate::russh_transport::Settings> {
+    let home = cmux_core::local_user::home_dir().ok_or_else(|| {
+        Error::invalid(
+            "the russh transport needs this user's home directory (for ~/.ssh), and the passwd database has none",
+        )
+    })?;
+    let local_user = cmux_core::local_user::user_name().ok_or_else(|| {
+        Error::invalid(
+            "the russh transport needs this user's name, and the passwd database has none",
+        )
+    })?;
+    Ok(crate::russh_transport::Settings {
+        config_file: opts.config_file.clone(),
+        config_source: opts.config_source,
+        accept_new_host_key: opts.accept_new_host_key,
+        connect_timeout: opts.connect_timeout,
+        agent_socket: opts.agent_socket.clone(),
+        home,
+        local_user,
+    })
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ Set RUST_LOG=debug for diagnostics on stderr.
 
 SSH hosts are reached with the system ssh and ~/.ssh/config. CMUX_SSH_CONFIG=FILE
 makes cmux use FILE instead (as `ssh -F FILE`): `cmux new --ssh` records it in the
-workspace, so later commands on that workspace use the same file.";
+workspace, so later commands on that workspace use the same file.
+CMUX_SSH_TRANSPORT=russh connects with cmux's built-in SSH client instead (no ssh
+binary needed; `auto`, the default, uses it only when no ssh client is installed).";
 
 /// Workspaces for AI coding agents: run commands and edit files in a checkout of your
 /// project on its own branch, on this machine, over SSH, or on Coder.

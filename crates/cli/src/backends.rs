@@ -10,7 +10,7 @@ use cmux_backend_coder::{CheckStatus, CoderOptions, CoderRuntime};
 use cmux_backend_local::{LocalRuntime, LocalSource};
 use cmux_backend_pipe::{PipeOptions, PipeRuntime, PipeSource};
 use cmux_backend_ssh::source::SshSource;
-use cmux_backend_ssh::{ConnectionMode, HelperMode, SshOptions, SshRuntime, WriteVia};
+use cmux_backend_ssh::{ConnectionMode, HelperMode, SshOptions, SshRuntime, Transport, WriteVia};
 use cmux_core::workspace::{Lifecycle, SourceProvider};
 use cmux_core::{RemotePath, SharedRuntime};
 use serde::Serialize;
@@ -148,6 +148,22 @@ pub const HOST_HELPER_ENV: &str = "CMUX_HOST_HELPER";
 /// `cmux-host-<os>-<arch>` (e.g. `cmux-host-linux-aarch64`).
 pub const HOST_HELPER_DIR_ENV: &str = "CMUX_HOST_HELPER_DIR";
 
+/// `CMUX_SSH_TRANSPORT=russh|openssh|auto`: which SSH implementation connects
+/// (`auto`, the default: the system OpenSSH client when one runs, russh otherwise).
+pub const SSH_TRANSPORT_ENV: &str = "CMUX_SSH_TRANSPORT";
+
+/// The SSH transport from the environment.
+fn transport_from_env() -> Result<Transport> {
+    match std::env::var(SSH_TRANSPORT_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("auto") => Ok(Transport::Auto),
+        Ok("openssh") => Ok(Transport::OpenSsh),
+        Ok("russh") => Ok(Transport::Russh),
+        Ok(other) => Err(CliError::usage(format!(
+            "{SSH_TRANSPORT_ENV}={other:?}: use `russh` (built in, no ssh needed), `openssh` (the system ssh) or `auto`"
+        ))),
+    }
+}
+
 /// The host helper settings from the environment.
 fn helper_mode_from_env() -> Result<HelperMode> {
     match std::env::var(HOST_HELPER_ENV).as_deref() {
@@ -178,7 +194,11 @@ fn ssh_options(
         .accept_new_host_key(accept_new_host_key)
         .control_dir(home.root().join("ssh"))
         .write_via(write_via)
-        .helper(helper_mode_from_env()?);
+        .helper(helper_mode_from_env()?)
+        .transport(transport_from_env()?);
+    if let Some(socket) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
+        options = options.agent_socket(PathBuf::from(socket));
+    }
     // Says on stderr when a connection takes over 2 s (one observer per process, so
     // runtimes of one host still share their connections).
     options.on_connect = crate::connecting::observer();

@@ -12,8 +12,36 @@ const MAX_ENTRY_BYTES: usize = 1 << 20;
 /// The home directory of the user this process runs as, from the passwd database
 /// (`getpwuid_r`), which is also where OpenSSH's client looks for `~/.ssh/config`:
 /// it ignores `$HOME`. `None` when the user has no entry or an empty or relative home.
-#[allow(unsafe_code)]
 pub fn home_dir() -> Option<PathBuf> {
+    with_entry(|entry| {
+        let dir = PathBuf::from(OsStr::from_bytes(field(entry.pw_dir)?));
+        dir.is_absolute().then_some(dir)
+    })
+}
+
+/// The login name of the user this process runs as, from the passwd database (what
+/// OpenSSH's client uses as the default remote user). `None` without an entry.
+pub fn user_name() -> Option<String> {
+    with_entry(|entry| {
+        let name = String::from_utf8_lossy(field(entry.pw_name)?).into_owned();
+        (!name.is_empty()).then_some(name)
+    })
+}
+
+/// The bytes of one string field of a passwd entry (`None` for a null pointer).
+#[allow(unsafe_code)]
+fn field<'a>(ptr: *const libc::c_char) -> Option<&'a [u8]> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: fields of an entry filled by getpwuid_r point to NUL-terminated strings
+    // inside the caller's buffer, which outlives this borrow (see `with_entry`).
+    Some(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+}
+
+/// Calls `f` with this user's passwd entry, while its buffer lives.
+#[allow(unsafe_code)]
+fn with_entry<T>(f: impl Fn(&libc::passwd) -> Option<T>) -> Option<T> {
     // SAFETY: getuid cannot fail and has no preconditions.
     let uid = unsafe { libc::getuid() };
     let mut buf: Vec<libc::c_char> = vec![0; 1024];
@@ -31,13 +59,10 @@ pub fn home_dir() -> Option<PathBuf> {
             buf.resize(bigger, 0);
             continue;
         }
-        if rc != 0 || found.is_null() || entry.pw_dir.is_null() {
+        if rc != 0 || found.is_null() {
             return None;
         }
-        // SAFETY: on success pw_dir points to a NUL-terminated string inside `buf`.
-        let dir = unsafe { CStr::from_ptr(entry.pw_dir) };
-        let dir = PathBuf::from(OsStr::from_bytes(dir.to_bytes()));
-        return dir.is_absolute().then_some(dir);
+        return f(&entry);
     }
 }
 
@@ -59,6 +84,16 @@ mod tests {
             .expect("getent");
         let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         PathBuf::from(line.split(':').nth(5).expect("home field"))
+    }
+
+    #[test]
+    fn user_name_is_the_passwd_entrys() {
+        let out = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .expect("id -un");
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert_eq!(user_name(), Some(name));
     }
 
     #[test]

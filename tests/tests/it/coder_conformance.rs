@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use cmux_backend_coder::CoderRuntime;
+use cmux_backend_ssh::Transport;
 use cmux_core::testkit::{self, Harness};
 use cmux_core::{RemotePath, Runtime, SharedRuntime};
 use cmux_integration_tests::coder::FakeCoder;
@@ -13,10 +14,21 @@ use cmux_integration_tests::sshd::TestSshd;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_on_a_coder_workspace() {
+    conformance_over(Transport::OpenSsh).await;
+}
+
+/// The same over the russh transport: `coder ssh --stdio` as its ProxyCommand.
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_on_a_coder_workspace_over_russh() {
+    conformance_over(Transport::Russh).await;
+}
+
+async fn conformance_over(transport: Transport) {
     let sshd = TestSshd::start();
     let fake = FakeCoder::new(env!("CARGO_BIN_EXE_fake-coder"), &sshd, "dev");
     fake.config_ssh(&sshd, &[]);
-    let (opts, _) = fake.options();
+    let (mut opts, _) = fake.options();
+    opts.ssh = opts.ssh.transport(transport);
     let rt = CoderRuntime::new("dev", opts).expect("runtime");
     rt.ensure_ready().await.expect("workspace started");
     let rt: SharedRuntime = Arc::new(rt);

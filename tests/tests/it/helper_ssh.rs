@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use cmux_backend_ssh::ConnectionMode;
 use cmux_core::{ExecRequest, ExitStatus, RemotePath, Runtime, RuntimeExt};
+use cmux_integration_tests::load::mixed_operations_at_once;
 use cmux_integration_tests::sshd::{test_binary, TestSshd};
 
 fn installed(dir: &std::path::Path) -> Vec<String> {
@@ -294,40 +295,7 @@ async fn five_hundred_operations_at_once_over_one_channel_with_max_sessions_1() 
     let rt: Arc<dyn Runtime> = Arc::new(sshd.runtime());
     let scratch = sshd.scratch_path();
     rt.ensure_ready().await.expect("connected");
-    let mut tasks = Vec::new();
-    for i in 0..500 {
-        let rt = rt.clone();
-        let scratch = scratch.clone();
-        tasks.push(tokio::spawn(async move {
-            let path: RemotePath = scratch.join(&format!("f{i}")).expect("path");
-            match i % 4 {
-                0 => {
-                    let out = rt
-                        .output(ExecRequest::argv(["echo", &i.to_string()]), 64)
-                        .await?;
-                    assert_eq!(out.stdout_lossy().trim(), i.to_string());
-                }
-                1 => {
-                    rt.write_file(&path, i.to_string().as_bytes()).await?;
-                    assert_eq!(rt.read_file(&path).await?, i.to_string().into_bytes());
-                }
-                2 => {
-                    rt.stat(&scratch).await?;
-                }
-                _ => {
-                    rt.read_dir(&scratch).await?;
-                }
-            }
-            Ok::<_, cmux_core::Error>(())
-        }));
-    }
-    let mut failures = Vec::new();
-    for t in tasks {
-        match t.await.expect("task") {
-            Ok(()) => {}
-            Err(e) => failures.push(e.to_string()),
-        }
-    }
+    let failures = mixed_operations_at_once(rt, &scratch, 500).await;
     assert!(
         failures.is_empty(),
         "{} of 500 failed: {:?}",

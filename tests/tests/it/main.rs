@@ -19,6 +19,8 @@ mod reliability_crash_write;
 mod reliability_orphans;
 mod reliability_quoting;
 mod reliability_ssh_faults;
+mod russh_conformance;
+mod russh_transport;
 mod security_escapes;
 mod security_ssh_config;
 mod ssh_bench;

@@ -20,12 +20,14 @@
 mod artifact;
 mod scripts;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cmux_backend_pipe::{Handshake, HelperConnection};
 use cmux_core::{Error, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::options::HelperMode;
 use crate::pool::OpenError;
@@ -88,7 +90,7 @@ impl HelperSlot {
         let mut slot = self.slot.lock().await;
         match &*slot {
             Slot::Live(c) if !c.is_closed() => return Ok(Some(c.clone())),
-            Slot::Unavailable(_) => return Ok(None),
+            Slot::Unavailable(reason) => return fallback_or_error(pool, reason),
             _ => {}
         }
         match start(pool).await? {
@@ -98,8 +100,9 @@ impl HelperSlot {
             }
             Err(reason) => {
                 tracing::info!(host = %pool.host, "using the shell/SFTP path: {reason}");
+                let answer = fallback_or_error(pool, &reason);
                 *slot = Slot::Unavailable(reason);
-                Ok(None)
+                answer
             }
         }
     }
@@ -139,6 +142,21 @@ impl HelperSlot {
         }
         *slot = Slot::Untried;
     }
+}
+
+/// `Ok(None)` (use the shell/SFTP path) for a host where the helper cannot run,
+/// or an error when that path needs an OpenSSH client this machine lacks.
+fn fallback_or_error(pool: &HostState, reason: &str) -> Result<Option<Arc<HelperConnection>>> {
+    if pool.russh.is_some() && !pool.openssh_available() {
+        return Err(Error::backend(
+            "ssh",
+            format!(
+                "{}: the cmux helper cannot run on this host ({reason}), and its other path (shell commands and SFTP) needs an OpenSSH client, which this machine lacks: install OpenSSH's ssh, or make the helper runnable there",
+                pool.host
+            ),
+        ));
+    }
+    Ok(None)
 }
 
 /// Starts the helper: `Ok(Ok(conn))`, `Ok(Err(reason))` to fall back, `Err` for a
@@ -245,17 +263,82 @@ fn sync_marker() -> String {
     format!("cmux-sync-{a:016x}{b:016x}")
 }
 
-/// Opens a channel on `conn` running `command`, replacing a dead master.
-/// Opens a channel running `command` on the host's master, replacing a master found
-/// dead (a killed master leaves its socket behind) up to twice.
-async fn open_channel(
-    state: &HostState,
-    command: &str,
-) -> Result<(Arc<Conn>, openssh::Child<Arc<openssh::Session>>)> {
+/// A command running on the host, on either transport: its streams, its exit code,
+/// and the connection under it.
+struct HostCommand {
+    stdin: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+    stdout: Option<Pin<Box<dyn AsyncRead + Send>>>,
+    stderr: Option<Pin<Box<dyn AsyncRead + Send>>>,
+    /// The exit code (`None`: a signal, or no status because the channel broke).
+    exit: Pin<Box<dyn Future<Output = Option<i32>> + Send>>,
+    via: Via,
+}
+
+/// The connection a [`HostCommand`] runs on.
+enum Via {
+    Master(Arc<Conn>),
+    Russh(Arc<crate::russh_transport::Link>),
+}
+
+impl Via {
+    /// True when the connection died (it is then forgotten: the next operation makes
+    /// another).
+    async fn died(&self, state: &HostState) -> bool {
+        match self {
+            Via::Master(conn) => {
+                let dead =
+                    crate::master::liveness(&conn.session).await == crate::master::Liveness::Dead;
+                if dead {
+                    state.mark_dead(conn);
+                }
+                dead
+            }
+            Via::Russh(link) => {
+                let dead = link.is_closed();
+                if let (true, Some(host)) = (dead, &state.russh) {
+                    host.forget(link).await;
+                }
+                dead
+            }
+        }
+    }
+}
+
+/// Opens a channel running `command`: on the russh connection, or on the host's
+/// master, replacing a master found dead (a killed master leaves its socket behind)
+/// up to twice.
+async fn open_channel(state: &HostState, command: &str) -> Result<HostCommand> {
+    if let Some(russh) = &state.russh {
+        let (link, exec) = russh.open_exec(command).await?;
+        let crate::russh_transport::ExecChannel {
+            stdin,
+            stdout,
+            stderr,
+            exit,
+        } = exec;
+        return Ok(HostCommand {
+            stdin: Some(stdin),
+            stdout: Some(Box::pin(stdout)),
+            stderr: Some(Box::pin(stderr)),
+            exit: Box::pin(async move { exit.await.ok().flatten() }),
+            via: Via::Russh(link),
+        });
+    }
     for _ in 0..3 {
         let conn = state.primary().await?;
         match state.open_channel(&conn, command, true).await {
-            Ok(child) => return Ok((conn, child)),
+            Ok(mut child) => {
+                let stdin = child.stdin().take();
+                let stdout = child.stdout().take();
+                let stderr = child.stderr().take();
+                return Ok(HostCommand {
+                    stdin: stdin.map(|s| Box::pin(s) as Pin<Box<dyn AsyncWrite + Send>>),
+                    stdout: stdout.map(|s| Box::pin(s) as Pin<Box<dyn AsyncRead + Send>>),
+                    stderr: stderr.map(|s| Box::pin(s) as Pin<Box<dyn AsyncRead + Send>>),
+                    exit: Box::pin(async move { child.wait().await.ok().and_then(|s| s.code()) }),
+                    via: Via::Master(conn),
+                });
+            }
             Err(OpenError::Fatal(e)) => return Err(e),
             // `open` forgot the dead master: the next round connects again.
             Err(OpenError::Dead) => continue,
@@ -272,13 +355,12 @@ async fn open_channel(
 }
 
 async fn launch(state: &HostState, script: &str, sync: &str) -> Result<Launched> {
-    let (conn, mut child) = open_channel(state, script).await?;
-    let conn = &conn;
-    let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
+    let mut command = open_channel(state, script).await?;
+    let (Some(stdin), Some(stdout)) = (command.stdin.take(), command.stdout.take()) else {
         return Ok(Launched::Failed("the helper channel has no stdio".into()));
     };
     let stderr_text = Arc::new(Mutex::new(Vec::new()));
-    let stderr_task = child.stderr().take().map(|mut err| {
+    let stderr_task = command.stderr.take().map(|mut err| {
         let kept = stderr_text.clone();
         let host = state.host.clone();
         tokio::spawn(async move {
@@ -313,9 +395,11 @@ async fn launch(state: &HostState, script: &str, sync: &str) -> Result<Launched>
             // died, the helper exited), the connection closes and the next operation
             // starts another.
             let watched = helper.clone();
+            let HostCommand { exit, via, .. } = command;
             tokio::spawn(async move {
-                let wait = child.wait();
-                tokio::pin!(wait);
+                // The connection lives as long as its helper channel.
+                let _via = via;
+                let mut wait = exit;
                 tokio::select! {
                     _ = &mut wait => watched.close_because(
                         "the ssh channel to the helper closed (the connection dropped, or the helper exited)",
@@ -328,7 +412,7 @@ async fn launch(state: &HostState, script: &str, sync: &str) -> Result<Launched>
             Ok(Launched::Ready(helper))
         }
         Handshake::Ended { .. } => {
-            let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+            let status = tokio::time::timeout(Duration::from_secs(10), command.exit).await;
             if let Some(task) = stderr_task {
                 let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
             }
@@ -343,17 +427,13 @@ async fn launch(state: &HostState, script: &str, sync: &str) -> Result<Launched>
                 let gzip = words.next() == Some("gzip");
                 return Ok(Launched::Missing { os, arch, gzip });
             }
-            if crate::master::liveness(&conn.session).await == crate::master::Liveness::Dead {
-                state.mark_dead(conn);
+            if command.via.died(state).await {
                 return Err(Error::Connection {
                     host: state.host.clone(),
                     message: "the ssh connection died while starting the cmux helper".into(),
                 });
             }
-            let code = match status {
-                Ok(Ok(s)) => s.code(),
-                _ => None,
-            };
+            let code = status.ok().flatten();
             let stderr = stderr.trim();
             if code == Some(126) || stderr.contains("ermission denied") {
                 return Ok(Launched::Failed(format!(
@@ -389,11 +469,11 @@ async fn install(
         Err(why) => return Ok(Err(why)),
     };
     let script = scripts::install_script(base, &art.dir_name(), art.size, &art.sha256, gzipped);
-    let (conn, mut child) = open_channel(state, &script).await?;
-    let conn = &conn;
-    let mut stdin = child.stdin().take();
-    let mut stdout = child.stdout().take();
-    let mut stderr = child.stderr().take();
+    let mut command = open_channel(state, &script).await?;
+    let mut stdin = command.stdin.take();
+    let mut stdout = command.stdout.take();
+    let mut stderr = command.stderr.take();
+    let exit = &mut command.exit;
     let run = async {
         let feed = async {
             if let Some(stdin) = stdin.as_mut() {
@@ -417,7 +497,7 @@ async fn install(
             err
         };
         let ((), out, err) = tokio::join!(feed, read_out, read_err);
-        let status = child.wait().await;
+        let status = exit.await;
         (out, err, status)
     };
     let Ok((out, err, status)) = tokio::time::timeout(INSTALL_TIMEOUT, run).await else {
@@ -426,13 +506,11 @@ async fn install(
             INSTALL_TIMEOUT.as_secs()
         )));
     };
-    let ok = matches!(&status, Ok(s) if s.success())
-        && String::from_utf8_lossy(&out).contains("installed");
+    let ok = status == Some(0) && String::from_utf8_lossy(&out).contains("installed");
     if ok {
         return Ok(Ok(()));
     }
-    if crate::master::liveness(&conn.session).await == crate::master::Liveness::Dead {
-        state.mark_dead(conn);
+    if command.via.died(state).await {
         return Err(Error::Connection {
             host: state.host.clone(),
             message: "the ssh connection died while uploading the cmux helper; retry".into(),

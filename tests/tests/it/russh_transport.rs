@@ -266,7 +266,11 @@ async fn an_unknown_host_key_is_refused_then_accepted_with_the_option() {
         .ssh_command()
         .arg("-o")
         .arg("StrictHostKeyChecking=yes")
+        .arg("-o")
+        .arg("BatchMode=yes")
+        .arg(sshd.alias())
         .arg("true")
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("ssh");
     assert!(

@@ -57,7 +57,8 @@ pub(crate) async fn authenticate<H: Handler>(
                             AgentIdentity::Certificate { .. } => None,
                         })
                         .filter(|k| {
-                            !config.identities_only || file_keys.iter().any(|(_, f)| f == k)
+                            !config.identities_only
+                                || file_keys.iter().any(|(_, f)| f.key_data() == k.key_data())
                         })
                         .collect();
                     if keys.is_empty() {
@@ -91,7 +92,7 @@ pub(crate) async fn authenticate<H: Handler>(
         let shown = path.display();
         if file_keys
             .iter()
-            .any(|(p, k)| p == path && agent_keys_used.contains(k))
+            .any(|(p, k)| p == path && agent_keys_used.iter().any(|u| u.key_data() == k.key_data()))
         {
             continue;
         }

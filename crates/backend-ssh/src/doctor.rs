@@ -73,17 +73,22 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
             return report;
         }
     };
-    let mut g = tokio::process::Command::new("ssh");
-    if let Some(cfg) = &options.config_file {
-        g.arg("-F").arg(cfg);
-    }
-    g.arg("-G")
-        .args(dest.option_words())
-        .arg("--")
-        .arg(&dest.host);
-    match g.output().await {
-        Ok(out) if out.status.success() => {
-            let resolved = parse_ssh_g(&String::from_utf8_lossy(&out.stdout));
+    let rt = match SshRuntime::new(host, options.clone()) {
+        Ok(rt) => rt,
+        Err(e) => {
+            report
+                .checks
+                .push(fail("connection", e.to_string(), "give a valid host name"));
+            return report;
+        }
+    };
+    let config = if rt.transport() == crate::Transport::Russh {
+        russh_config(&rt).await
+    } else {
+        openssh_config(&dest, options).await
+    };
+    match config {
+        Ok(resolved) => {
             report.checks.push(pass(
                 "config",
                 format!(
@@ -100,36 +105,12 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
             ));
             report.resolved = Some(resolved);
         }
-        Ok(out) => {
-            report.checks.push(fail(
-                "config",
-                format!(
-                    "ssh -G failed: {:?}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                "fix the ssh configuration file ssh names above",
-            ));
-            return report;
-        }
-        Err(e) => {
-            report.checks.push(fail(
-                "config",
-                format!("cannot run ssh: {e}"),
-                "install OpenSSH's client (`ssh`) and make sure it is on PATH",
-            ));
+        Err(check) => {
+            report.checks.push(check);
             return report;
         }
     }
 
-    let rt = match SshRuntime::new(host, options.clone()) {
-        Ok(rt) => rt,
-        Err(e) => {
-            report
-                .checks
-                .push(fail("connection", e.to_string(), "give a valid host name"));
-            return report;
-        }
-    };
     // Doctor always tries for real: a failure another cmux process recorded (the
     // connection budget's wait) says nothing about the host now.
     rt.shared.pool.budget.clear();
@@ -142,9 +123,14 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
         report.checks.push(fail("connection", e.to_string(), fix));
         return report;
     }
-    report
-        .checks
-        .push(pass("connection", "connected (a ControlMaster is up)"));
+    report.checks.push(pass(
+        "connection",
+        if rt.transport() == crate::Transport::Russh {
+            "connected with the built-in SSH client (russh; no ssh process)"
+        } else {
+            "connected (a ControlMaster is up)"
+        },
+    ));
 
     // Tagged lines: what the host's startup files print on stdout (which also breaks
     // SFTP, see the sftp check) must not be taken for the versions.
@@ -197,6 +183,14 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
         )),
     }
 
+    let helper_runs = matches!(rt.mode().await, Ok(crate::ConnectionMode::Helper { .. }));
+    if rt.transport() == crate::Transport::Russh && helper_runs {
+        report.checks.push(pass(
+            "sftp",
+            "not needed: the russh transport runs every operation through the helper",
+        ));
+        return report;
+    }
     // SFTP itself, whatever path this host's operations take (the helper needs none;
     // the shell path does): a runtime on the same master that never uses the helper.
     let sftp = match SshRuntime::new(host, options.clone().helper(crate::HelperMode::Off)) {
@@ -222,6 +216,64 @@ pub async fn doctor(host: &str, options: &SshOptions) -> DoctorReport {
         }
     }
     report
+}
+
+/// What `ssh -G` resolves for the OpenSSH path, or the failed check.
+async fn openssh_config(
+    dest: &crate::destination::Destination,
+    options: &SshOptions,
+) -> std::result::Result<Resolved, Check> {
+    let mut g = tokio::process::Command::new("ssh");
+    if let Some(cfg) = &options.config_file {
+        g.arg("-F").arg(cfg);
+    }
+    g.arg("-G")
+        .args(dest.option_words())
+        .arg("--")
+        .arg(&dest.host);
+    match g.output().await {
+        Ok(out) if out.status.success() => Ok(parse_ssh_g(&String::from_utf8_lossy(&out.stdout))),
+        Ok(out) => Err(fail(
+            "config",
+            format!(
+                "ssh -G failed: {:?}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            "fix the ssh configuration file ssh names above",
+        )),
+        Err(e) => Err(fail(
+            "config",
+            format!("cannot run ssh: {e}"),
+            "install OpenSSH's client (`ssh`) and make sure it is on PATH",
+        )),
+    }
+}
+
+/// What the russh transport resolves (`ssh -G`, or its own parser), or the failed
+/// check.
+async fn russh_config(rt: &SshRuntime) -> std::result::Result<Resolved, Check> {
+    let Some(russh) = &rt.shared.pool.russh else {
+        return Err(fail("config", "no russh transport", "report this as a bug"));
+    };
+    match russh.config().await {
+        Ok(c) => Ok(Resolved {
+            hostname: c.hostname,
+            user: c.user,
+            port: c.port.to_string(),
+            identity_files: c
+                .identity_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            proxy_jump: c.proxy_jump,
+            proxy_command: c.proxy_command,
+        }),
+        Err(e) => Err(fail(
+            "config",
+            e.to_string(),
+            "fix the ssh configuration named above",
+        )),
+    }
 }
 
 #[cfg(test)]

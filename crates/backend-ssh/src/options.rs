@@ -92,6 +92,10 @@ pub struct SshOptions {
     /// `$SSH_AUTH_SOCK`; `IdentityAgent` in the config wins). The OpenSSH path's
     /// `ssh` finds its agent itself.
     pub agent_socket: Option<PathBuf>,
+    /// The argv prefix of a local program that carries git's ssh transport into this
+    /// process, for `git push`/`fetch` of workspaces over the russh transport when no
+    /// ssh client exists (the CLI passes its own `cmux __git-relay`; see `source`).
+    pub git_relay: Option<Vec<String>>,
 }
 
 /// How [`crate::SshRuntime`] writes files.
@@ -202,6 +206,7 @@ impl Default for SshOptions {
             transport: Transport::Auto,
             config_source: ConfigSource::Auto,
             agent_socket: None,
+            git_relay: None,
         }
     }
 }

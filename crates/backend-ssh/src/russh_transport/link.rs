@@ -162,7 +162,14 @@ pub(crate) fn connect<'a>(
             Box::new(stream)
         } else if let Some(jumps) = &config.proxy_jump {
             let (via, rest) = split_last_jump(jumps);
-            let hop_config = settings.resolve_jump(via, rest)?;
+            // Reading config files or running `ssh -G` blocks.
+            let (jump_settings, hop, earlier) =
+                (settings.clone(), via.to_owned(), rest.map(str::to_owned));
+            let hop_config = tokio::task::spawn_blocking(move || {
+                jump_settings.resolve_jump(&hop, earlier.as_deref())
+            })
+            .await
+            .map_err(|e| conn_err(format!("resolving the jump host's ssh config failed: {e}")))??;
             let hop = Arc::new(connect(via, &hop_config, settings, depth + 1).await?);
             let channel = hop
                 .handle

@@ -109,6 +109,15 @@ impl RusshHost {
         Ok(link)
     }
 
+    /// This host's configuration, read now (`ssh -G` or the builtin parser).
+    pub(crate) async fn config(&self) -> Result<HostConfig> {
+        // Reading config files or running `ssh -G` blocks.
+        let (settings, dest) = (self.settings.clone(), self.dest.clone());
+        tokio::task::spawn_blocking(move || settings.resolve(&dest))
+            .await
+            .map_err(|e| Error::backend("ssh", format!("resolving the ssh config failed: {e}")))?
+    }
+
     /// Runs `command` on a new session channel, reconnecting once when the connection
     /// turns out dead before the channel opened (nothing ran then).
     pub(crate) async fn open_exec(&self, command: &str) -> Result<(Arc<Link>, ExecChannel)> {

@@ -13,6 +13,7 @@ mod mcp;
 mod pipe;
 mod refusals;
 mod reliability;
+mod russh;
 mod shell;
 mod signals;
 mod ssh;

@@ -657,7 +657,7 @@ fn doctor_shows_what_ssh_resolved_and_checks_the_host() {
 }
 
 /// Replaces what depends on the machine and the test (paths, port, versions, user).
-fn normalize_doctor(r: &Remote, text: &str) -> String {
+pub(crate) fn normalize_doctor(r: &Remote, text: &str) -> String {
     let local = |cmd: &str| {
         let out = Command::new("bash")
             .args(["-c", cmd])

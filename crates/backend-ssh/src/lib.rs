@@ -152,6 +152,60 @@
 //!   when its socket is missing or refuses; a busy one (a burst filling its listen
 //!   backlog) is waited for, never replaced.
 //!
+//! ## The russh transport ([`Transport::Russh`])
+//!
+//! [`SshOptions::transport`] picks the SSH implementation. `Auto` (the default) uses the
+//! system OpenSSH client when `ssh -V` runs, and russh otherwise; the CLI maps
+//! `CMUX_SSH_TRANSPORT=russh|openssh|auto`. Over russh, cmux makes one TCP connection
+//! per host and process (TCP_NODELAY on) and runs the host helper on one session
+//! channel of it: no ssh process, no ControlMaster, no SFTP.
+//!
+//! - **Configuration stays OpenSSH's**: `ssh -G` resolves the host when an ssh client
+//!   exists; otherwise cmux's own parser reads `~/.ssh/config` then
+//!   `/etc/ssh/ssh_config` ([`SshOptions::config_file`] replaces both, as `ssh -F`).
+//!   It supports `Host` (wildcards, `!`), `Match` (`all`, `host`, `originalhost`,
+//!   `user`, `localuser`, `final`, `canonical`, negated), `Include` (globs), `HostName`,
+//!   `User`, `Port`, `IdentityFile`, `IdentitiesOnly`, `IdentityAgent`, `HostKeyAlias`,
+//!   `UserKnownHostsFile`, `GlobalKnownHostsFile`, `StrictHostKeyChecking`,
+//!   `HashKnownHosts`, `ProxyCommand`, `ProxyJump`, `ConnectTimeout`,
+//!   `ServerAliveInterval` and `ServerAliveCountMax`, with OpenSSH's first-value-wins
+//!   rule and its `%` tokens. `Match exec` and the other `Match` criteria are refused with
+//!   the file and line (they need OpenSSH); other keywords are ignored.
+//!   [`SshOptions::config_source`] forces one source.
+//! - **Authentication**: the agent's keys first ([`SshOptions::agent_socket`], which the
+//!   CLI fills from `SSH_AUTH_SOCK`; `IdentityAgent` wins), filtered by
+//!   `IdentitiesOnly`; then each identity file (default `id_rsa`, `id_ecdsa`,
+//!   `id_ecdsa_sk`, `id_ed25519`, `id_ed25519_sk`) that loads without a passphrase.
+//!   Nothing prompts: an encrypted key works through the agent only, and a failure lists
+//!   every key tried and why (`encrypted: add it to your agent (ssh-add PATH)`).
+//!   Security keys (`-sk`) work through the agent only.
+//! - **Host keys**: the OpenSSH path's policy. The key must be in the user's or global
+//!   known_hosts (hashed `|1|` entries, `[host]:port`, wildcards and `!` patterns,
+//!   `HostKeyAlias`, `@revoked`). A changed key is always refused with both fingerprints
+//!   and the line to remove; an unknown key only with [`SshOptions::accept_new_host_key`],
+//!   and it is then appended as OpenSSH would (hashed under `HashKnownHosts yes`; a new
+//!   file is created 0600). Host certificates (`@cert-authority`) are not supported: use
+//!   the OpenSSH transport for them.
+//! - **Proxies**: `ProxyCommand` runs under `/bin/sh -c` with its stdio as the stream
+//!   (Coder's `coder ssh --stdio` included); `ProxyJump` opens a `direct-tcpip` channel
+//!   on the jump host's own russh connection (hops in order, at most 8).
+//! - **Safety**: no agent forwarding, X11, port forwarding or environment is ever
+//!   requested; keepalives every `ServerAliveInterval` (15 s by default), so a dead peer
+//!   ends the connection, and what was in flight fails with [`Error::Connection`] (exit
+//!   255 in the CLI). A channel open that fails on a connection found dead is retried
+//!   once on a new connection (nothing ran).
+//! - **Where the helper cannot run** (another system without a build, a noexec home), the
+//!   host uses the shell/SFTP path through OpenSSH when an ssh client exists; without one
+//!   the operation fails naming the reason and the two ways out.
+//! - **Git** (workspace sync, `pull`) over russh: see `source`.
+//! - **Reuse across processes**: none. Each process pays a handshake (TCP, key exchange,
+//!   authentication: about 5 round trips before the helper starts) where the OpenSSH path
+//!   attaches to a ControlMaster that outlives the process; `docs/BENCHMARKS.md` has both.
+//!   That is why `Auto` keeps OpenSSH where it exists: russh wins for long-lived
+//!   processes (MCP servers, library users) and where no ssh client exists (Windows
+//!   without ControlMaster, embedded use), and a local per-user mux that would keep a
+//!   russh connection across CLI calls is left for later.
+//!
 //! ## When the process holding the runtime is killed (shell/SFTP path)
 //!
 //! If the process that holds an `SshRuntime` dies without unwinding (SIGKILL, the OOM

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cmux_backend_ssh::ConnectionMode;
-use cmux_core::{ExecRequest, ExitStatus, RemotePath, Runtime, RuntimeExt};
+use cmux_core::{ExecRequest, ExitStatus, Runtime, RuntimeExt};
 use cmux_integration_tests::load::mixed_operations_at_once;
 use cmux_integration_tests::sshd::{test_binary, TestSshd};
 

@@ -161,6 +161,21 @@ pub enum Cmd {
     /// the helper must already be at the other end of the pipe: write it with --output
     /// and copy it there (e.g. `docker cp cmux-host box:/usr/local/bin/`).
     HostHelper(HostHelperArgs),
+    /// Internal, hidden: local git's ssh under the russh transport (`GIT_SSH_COMMAND`
+    /// set by cmux itself); see `cmux_backend_ssh::source::relay`.
+    #[command(name = "__git-relay", hide = true)]
+    GitRelay(GitRelayArgs),
+}
+
+/// `cmux __git-relay SOCKET HOST COMMAND` (run by git, never by hand).
+#[derive(Debug, Args)]
+pub struct GitRelayArgs {
+    /// The relay socket of the cmux process running git.
+    pub socket: PathBuf,
+    /// The host git names (ignored: the socket's process knows its host).
+    pub host: String,
+    /// The remote command git asks for (`git-receive-pack '/path'`).
+    pub command: String,
 }
 
 /// `cmux host-helper`.

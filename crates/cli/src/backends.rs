@@ -208,6 +208,11 @@ fn ssh_options(
     if let Some(file) = config_file {
         options = options.config_file(file);
     }
+    // Under the russh transport, local git reaches the host through this very binary
+    // (`cmux __git-relay`), no ssh client needed.
+    if let Ok(exe) = std::env::current_exe() {
+        options.git_relay = Some(vec![exe.display().to_string(), "__git-relay".to_owned()]);
+    }
     Ok(options)
 }
 

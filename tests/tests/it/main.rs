@@ -20,6 +20,7 @@ mod reliability_orphans;
 mod reliability_quoting;
 mod reliability_ssh_faults;
 mod russh_conformance;
+mod russh_git;
 mod russh_transport;
 mod security_escapes;
 mod security_ssh_config;

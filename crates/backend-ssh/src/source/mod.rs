@@ -17,11 +17,16 @@
 //! main` work in the workspaces; a base branch checked out by a worktree, or holding
 //! commits made on the host, is never moved.
 //!
+//! Under the russh transport, git's ssh is the git relay instead (`relay`): the git
+//! command on the host runs through the runtime's own connection.
+//!
 //! Coming back, [`SourceProvider::fetch_branch`] is a local `git fetch` over the same
-//! master; [`SourceProvider::unsynced_commits`] asks the host for the workspace's
-//! commits no sync ref has, then drops those the project has at home (`home`).
+//! master (or relay); [`SourceProvider::unsynced_commits`] asks the host for the
+//! workspace's commits no sync ref has, then drops those the project has at home
+//! (`home`).
 
 mod home;
+pub mod relay;
 mod sync_script;
 
 use async_trait::async_trait;
@@ -33,7 +38,7 @@ use cmux_core::{quote, Error, ExecRequest, RemotePath, Result, Runtime, RuntimeE
 
 use self::sync_script::BaseState;
 
-use crate::SshRuntime;
+use crate::{SshRuntime, Transport};
 
 /// Default directory holding projects on the host.
 pub const DEFAULT_SRC_BASE: &str = "~/cmux";
@@ -112,54 +117,6 @@ async fn local_git(project: &Project, args: &[&str], envs: &[(&str, String)]) ->
     }
 }
 
-/// `git push` (given `--progress`) with its progress reported as
-/// [`ProgressEvent::Transfer`]s of `what`; errors as [`local_git`]'s.
-async fn push_with_progress(
-    project: &Project,
-    args: &[&str],
-    ssh_command: String,
-    what: &str,
-    progress: &dyn Progress,
-) -> Result<String> {
-    git_over_ssh(project, args, ssh_command, what, "git push", progress).await
-}
-
-/// A local git command that talks to the host (`push`, `fetch`, given `--progress`)
-/// through `ssh_command` (the runtime's ControlMaster), its progress reported as
-/// [`ProgressEvent::Transfer`]s of `what`; a failure is `command`'s.
-async fn git_over_ssh(
-    project: &Project,
-    args: &[&str],
-    ssh_command: String,
-    what: &str,
-    command: &str,
-    progress: &dyn Progress,
-) -> Result<String> {
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.arg("-C")
-        .arg(project.path())
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_SSH_COMMAND", ssh_command)
-        .stdin(std::process::Stdio::null());
-    let out = cmux_core::workspace::git_progress::run_with_progress(cmd, what, progress)
-        .await
-        .map_err(|e| Error::Io {
-            host: "local".into(),
-            context: "running git (is git installed and on PATH?)".into(),
-            source: e,
-        })?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned());
-    }
-    Err(Error::CommandFailed {
-        host: "local".into(),
-        command: command.into(),
-        code: out.status.code().unwrap_or(-1),
-        stderr: cmux_core::runtime::tail(&String::from_utf8_lossy(&out.stderr), 2000),
-    })
-}
-
 impl SshSource {
     /// The repository's URL for a local git talking through [`Self::ssh_command`].
     fn url(&self, repo: &RemotePath) -> String {
@@ -169,6 +126,70 @@ impl SshSource {
     /// `GIT_SSH_COMMAND` for local git: the runtime's ssh, reusing its master.
     fn ssh_command(&self) -> String {
         quote::join(self.runtime.ssh_command_words())
+    }
+
+    /// A local git command that talks to the host's `repo` (`push`, `fetch`, given
+    /// `--progress` and [`Self::url`]), its progress reported as
+    /// [`ProgressEvent::Transfer`]s of `what`; a failure is `command`'s.
+    ///
+    /// OpenSSH transport: git's ssh is the runtime's, reusing its master. russh
+    /// transport: git's ssh is the relay ([`relay`]), whose remote command runs through
+    /// the runtime's connection, whether or not an ssh client exists.
+    async fn git_over_ssh(
+        &self,
+        project: &Project,
+        args: &[&str],
+        repo: &RemotePath,
+        what: &str,
+        command: &str,
+        progress: &dyn Progress,
+    ) -> Result<String> {
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.arg("-C")
+            .arg(project.path())
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null());
+        let out = if self.runtime.transport() == Transport::Russh {
+            let Some(relay_argv) = self.runtime.options().git_relay.as_deref() else {
+                return Err(Error::backend(
+                    "ssh",
+                    format!(
+                        "{}: {command} of {repo} over the russh transport needs the git relay \
+                         (SshOptions::git_relay, which the cmux CLI sets); without it, use an \
+                         ssh client with CMUX_SSH_TRANSPORT=openssh",
+                        self.runtime.host()
+                    ),
+                ));
+            };
+            let server = relay::RelayServer::bind(&self.runtime)?;
+            cmd.env("GIT_SSH_COMMAND", server.ssh_command(relay_argv))
+                .env("GIT_SSH_VARIANT", "simple");
+            server
+                .serve_during(
+                    &self.runtime,
+                    repo,
+                    cmux_core::workspace::git_progress::run_with_progress(cmd, what, progress),
+                )
+                .await
+        } else {
+            cmd.env("GIT_SSH_COMMAND", self.ssh_command());
+            cmux_core::workspace::git_progress::run_with_progress(cmd, what, progress).await
+        };
+        let out = out.map_err(|e| Error::Io {
+            host: "local".into(),
+            context: "running git (is git installed and on PATH?)".into(),
+            source: e,
+        })?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+        }
+        Err(Error::CommandFailed {
+            host: "local".into(),
+            command: command.into(),
+            code: out.status.code().unwrap_or(-1),
+            stderr: cmux_core::runtime::tail(&String::from_utf8_lossy(&out.stderr), 2000),
+        })
     }
 }
 
@@ -246,11 +267,12 @@ impl SourceProvider for SshSource {
         let url = self.url(&layout.repo);
         let mut args = vec!["push", "--progress", "--no-verify", url.as_str()];
         args.extend(refspecs.iter().map(String::as_str));
-        push_with_progress(
+        self.git_over_ssh(
             project,
             &args,
-            self.ssh_command(),
+            &layout.repo,
             &format!("push to {host}"),
+            "git push",
             progress,
         )
         .await
@@ -290,7 +312,7 @@ impl SourceProvider for SshSource {
         )));
         let url = self.url(&layout.repo);
         let refspec = format!("+refs/heads/{branch}:{local_ref}");
-        git_over_ssh(
+        self.git_over_ssh(
             &project,
             &[
                 "fetch",
@@ -300,7 +322,7 @@ impl SourceProvider for SshSource {
                 &url,
                 &refspec,
             ],
-            self.ssh_command(),
+            &layout.repo,
             &format!("fetch from {host}"),
             "git fetch",
             progress,

@@ -3,6 +3,7 @@
 mod doctor;
 mod exec;
 mod files;
+mod git_relay;
 mod host_helper;
 mod jobs;
 mod lifecycle;
@@ -49,6 +50,9 @@ pub async fn run(cmd: Cmd) -> Result<i32> {
     if let Cmd::HostHelper(args) = &cmd {
         return host_helper::run(args);
     }
+    if let Cmd::GitRelay(args) = &cmd {
+        return Ok(git_relay::run(args));
+    }
     if let Cmd::Doctor(args) = &cmd {
         // Doctor must work even when CMUX_HOME is broken: it is what diagnoses that.
         return doctor::run(args).await;
@@ -73,7 +77,7 @@ pub async fn run(cmd: Cmd) -> Result<i32> {
         Cmd::Doctor(_) => Ok(0),
         Cmd::Mcp(args) => mcp::run(&ctx, &args).await,
         Cmd::Shell(args) => shell::run(&ctx, &args).await,
-        Cmd::HostHelper(_) => Ok(0),
+        Cmd::HostHelper(_) | Cmd::GitRelay(_) => Ok(0),
     }
 }
 

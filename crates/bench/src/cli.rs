@@ -114,7 +114,7 @@ impl Cli {
 }
 
 /// A small project: the files the commands read.
-fn make_project(dir: &Path) -> anyhow::Result<()> {
+pub fn make_project(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("dir100"))?;
     for i in 0..100 {
         std::fs::write(

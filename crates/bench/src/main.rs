@@ -13,12 +13,13 @@
 //!
 //! Plus: the MCP tools through the tool layer, workspace creation, the CLI as separate
 //! processes, concurrency (also against `MaxSessions 1`), the first operation on a
-//! host without the helper, idle CPU, and grep over a big generated tree next to the
-//! host's own `grep -rn`. It prints figures and ratios and never fails on a slow
+//! host without the helper, the russh transport beside the OpenSSH path (issue 13:
+//! cold start, operations, CPU, the CLI), idle CPU, and grep over a big generated
+//! tree next to the host's own `grep -rn`. It prints figures and ratios and never fails on a slow
 //! figure: only a failed operation (a bug) fails the run.
 //!
 //! Usage: `cargo build --release -p cmux-cli && cargo run --release -p cmux-bench --
-//! [--quick] [--out DIR | --no-write] [--rtt MS]... [--only create] [--grep-tree DIR]`.
+//! [--quick] [--out DIR | --no-write] [--rtt MS]... [--only create|russh] [--grep-tree DIR]`.
 //! Writes `DIR/BENCHMARKS.md` and `DIR/benchmarks.json` (default DIR: `docs`).
 
 mod baseline;
@@ -32,6 +33,7 @@ mod idle;
 mod measure;
 mod ops;
 mod report;
+mod russh_rows;
 mod setup;
 mod summary;
 mod tools;
@@ -56,13 +58,16 @@ pub struct Args {
     pub rtts: Vec<u64>,
     /// Only the workspace-create rows (`--only create`): a quick look at one change.
     pub only_create: bool,
+    /// Only the russh transport's rows (`--only russh`), written to
+    /// `DIR/BENCHMARKS-russh.md` so the main table keeps its own run.
+    pub only_russh: bool,
     /// Where the big grep tree is generated and kept across runs (default: the run's
     /// scratch directory, removed at the end).
     pub grep_tree: Option<PathBuf>,
 }
 
 const HELP: &str =
-    "cmux-bench [--quick] [--out DIR | --no-write] [--rtt MS]... [--only create] [--grep-tree DIR]
+    "cmux-bench [--quick] [--out DIR | --no-write] [--rtt MS]... [--only create|russh] [--grep-tree DIR]
 
 Measures cmux operations over SSH (helper mode and the shell/SFTP path) next to ssh
 baselines (default RTTs: 0 and 50 ms) and writes DIR/BENCHMARKS.md and
@@ -70,6 +75,7 @@ DIR/benchmarks.json (default DIR: docs).
 
 --quick          few iterations and a small grep tree (a smoke run)
 --only create    only the workspace-create rows
+--only russh     only the russh transport's rows (DIR/BENCHMARKS-russh.md)
 --grep-tree DIR  generate the big grep tree in DIR and keep it for later runs
 The CLI rows need the cmux binary beside this one: cargo build --release -p cmux-cli";
 
@@ -79,6 +85,7 @@ fn parse_args() -> anyhow::Result<Args> {
         out: Some(PathBuf::from("docs")),
         rtts: Vec::new(),
         only_create: false,
+        only_russh: false,
         grep_tree: None,
     };
     let mut it = std::env::args().skip(1);
@@ -97,7 +104,8 @@ fn parse_args() -> anyhow::Result<Args> {
             ),
             "--only" => match it.next().as_deref() {
                 Some("create") => args.only_create = true,
-                other => bail!("--only takes `create`, not {other:?}"),
+                Some("russh") => args.only_russh = true,
+                other => bail!("--only takes `create` or `russh`, not {other:?}"),
             },
             "--grep-tree" => {
                 args.grep_tree = Some(PathBuf::from(
@@ -162,7 +170,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let bench_account = setup::ensure_bench_account()?;
     let run_dir = RunDir::new(bench_account)?;
-    let tree = if args.only_create {
+    let tree = if args.only_create || args.only_russh {
         None
     } else {
         let (files, mib) = big_grep::tree_shape(args.quick);
@@ -185,6 +193,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rtt_ms: rtt,
             ..Default::default()
         };
+        if args.only_russh {
+            result.russh = Some(russh_rows::measure_russh(&env, &args).await);
+            results.push(result);
+            continue;
+        }
         if !args.only_create {
             result.tools = tools::measure_tools(&env, &args).await?;
             result.runtime = ops::measure_runtime_ops(&env, &args).await?;
@@ -194,6 +207,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             result.cli = Some(cli::measure_cli(&env, &args).await?);
             result.concurrency = concurrency::measure_agents(&env, &args).await?;
             result.first_op = first_op::measure_first_op(&env, &args).await?;
+            result.russh = Some(russh_rows::measure_russh(&env, &args).await);
             result.big_grep = Some(big_grep::measure_big_grep(&env, tree, &args).await?);
             result.idle = idle::measure_idle(&env, &args).await?;
             eprintln!("  starting an sshd with MaxSessions 1");
@@ -212,7 +226,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let report = report::Report::new(&args, results);
     println!("{}", report.markdown());
     if let Some(dir) = &args.out {
-        report.write(dir)?;
+        report.write(dir, args.only_russh)?;
         eprintln!(
             "wrote {}/BENCHMARKS.md and {}/benchmarks.json",
             dir.display(),
@@ -222,12 +236,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for missed in report.missed() {
         eprintln!("target missed: {missed}");
     }
+    let russh_failures = report.russh_failures();
+    for failure in &russh_failures {
+        eprintln!("FAILURE over the russh transport: {failure}");
+    }
     let failures = report.helper_failures();
     for failure in &failures {
         eprintln!("FAILURES in helper mode under concurrency: {failure}");
     }
     if !failures.is_empty() {
         bail!("cmux operations failed under concurrency in helper mode (see the tables)");
+    }
+    if !russh_failures.is_empty() {
+        bail!("cmux operations failed over the russh transport (see its section)");
     }
     Ok(())
 }

@@ -10,18 +10,26 @@ use crate::report::Row;
 use crate::setup::BenchEnv;
 use crate::Args;
 
+/// One raw runtime operation of the tables (also measured over russh).
 #[derive(Clone, Copy, Debug)]
-enum Op {
+pub enum Op {
+    /// `exec true`.
     ExecTrue,
+    /// `stat` of a 4 KiB file.
     Stat,
+    /// Reading a 4 KiB file.
     Read4k,
+    /// Reading a 1 MiB file.
     Read1m,
+    /// Writing a 4 KiB file.
     Write4k,
+    /// Listing a directory of 100 entries.
     List100,
 }
 
 impl Op {
-    const ALL: [Op; 6] = [
+    /// Every operation, in the tables' order.
+    pub const ALL: [Op; 6] = [
         Op::ExecTrue,
         Op::Stat,
         Op::Read4k,
@@ -30,7 +38,8 @@ impl Op {
         Op::List100,
     ];
 
-    fn label(self) -> &'static str {
+    /// The row's label.
+    pub fn label(self) -> &'static str {
         match self {
             Op::ExecTrue => "exec `true`",
             Op::Stat => "stat",
@@ -42,7 +51,8 @@ impl Op {
     }
 }
 
-async fn cmux_op(env: &BenchEnv, rt: &dyn Runtime, op: Op) -> anyhow::Result<()> {
+/// Runs `op` once on `rt`, checking what it returns.
+pub async fn cmux_op(env: &BenchEnv, rt: &dyn Runtime, op: Op) -> anyhow::Result<()> {
     match op {
         Op::ExecTrue => {
             let out = rt.output(ExecRequest::script("true"), 1 << 16).await?;

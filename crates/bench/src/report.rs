@@ -147,6 +147,9 @@ pub struct RttResult {
     pub first_op: Vec<FirstOpRow>,
     pub idle: Vec<IdleRow>,
     pub big_grep: Option<BigGrep>,
+    /// The russh transport beside the OpenSSH path (issue 13).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub russh: Option<crate::russh_rows::RusshSection>,
 }
 
 /// The helper cmux carries.
@@ -253,6 +256,9 @@ impl Report {
         if args.only_create {
             command.push_str(" --only create");
         }
+        if args.only_russh {
+            command.push_str(" --only russh");
+        }
         Report {
             quick: args.quick,
             machine: machine(),
@@ -305,15 +311,18 @@ impl Report {
         s
     }
 
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+    pub fn write(&self, dir: &Path, only_russh: bool) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("BENCHMARKS.md"), self.markdown())
-            .with_context(|| format!("writing {}/BENCHMARKS.md", dir.display()))?;
-        std::fs::write(
-            dir.join("benchmarks.json"),
-            serde_json::to_string_pretty(self)? + "\n",
-        )
-        .with_context(|| format!("writing {}/benchmarks.json", dir.display()))?;
+        // The russh rows alone go beside the main table, which keeps its own run.
+        let (md, json) = if only_russh {
+            ("BENCHMARKS-russh.md", "benchmarks-russh.json")
+        } else {
+            ("BENCHMARKS.md", "benchmarks.json")
+        };
+        std::fs::write(dir.join(md), self.markdown())
+            .with_context(|| format!("writing {}/{md}", dir.display()))?;
+        std::fs::write(dir.join(json), serde_json::to_string_pretty(self)? + "\n")
+            .with_context(|| format!("writing {}/{json}", dir.display()))?;
         Ok(())
     }
 
@@ -331,6 +340,21 @@ impl Report {
                     c.total(),
                     c.first_failures.first().map(String::as_str).unwrap_or("")
                 )
+            })
+            .collect()
+    }
+
+    /// Operations that failed in the russh rows: bugs of the transport (or of the
+    /// OpenSSH side they are measured beside).
+    pub fn russh_failures(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .flat_map(|r| {
+                r.russh.iter().flat_map(move |s| {
+                    s.errors
+                        .iter()
+                        .map(move |e| format!("RTT {} ms: {e}", r.rtt_ms))
+                })
             })
             .collect()
     }
@@ -497,6 +521,9 @@ impl RttResult {
                 );
             }
             s.push('\n');
+        }
+        if let Some(russh) = &self.russh {
+            russh.markdown(s, self.rtt_ms);
         }
         if !self.idle.is_empty() {
             s.push_str("### Idle\n\nA connected runtime (its own master; helper up in helper mode) doing nothing after one command.\n\n| who | seconds | local CPU ms/s | host CPU ms/s (helper) |\n|---|---|---|---|\n");

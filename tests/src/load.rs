@@ -48,3 +48,19 @@ pub async fn mixed_operations_at_once(
     }
     failures
 }
+
+/// [`mixed_operations_at_once`], failing the test (with the first errors) unless
+/// every operation succeeded.
+pub async fn assert_mixed_operations_succeed(
+    rt: Arc<dyn Runtime>,
+    scratch: &RemotePath,
+    count: usize,
+) {
+    let failures = mixed_operations_at_once(rt, scratch, count).await;
+    assert!(
+        failures.is_empty(),
+        "{} of {count} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}

@@ -90,13 +90,19 @@ fn sync_ref(from: &str) -> String {
     }
 }
 
-async fn local_git(project: &Project, args: &[&str], envs: &[(&str, String)]) -> Result<String> {
+/// `git -C <project> <args>` that never prompts and reads no input.
+fn git_in(project: &Project, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("git");
     cmd.arg("-C")
         .arg(project.path())
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null());
+    cmd
+}
+
+async fn local_git(project: &Project, args: &[&str], envs: &[(&str, String)]) -> Result<String> {
+    let mut cmd = git_in(project, args);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -144,12 +150,7 @@ impl SshSource {
         command: &str,
         progress: &dyn Progress,
     ) -> Result<String> {
-        let mut cmd = tokio::process::Command::new("git");
-        cmd.arg("-C")
-            .arg(project.path())
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(std::process::Stdio::null());
+        let mut cmd = git_in(project, args);
         let out = if self.runtime.transport() == Transport::Russh {
             let Some(relay_argv) = self.runtime.options().git_relay.as_deref() else {
                 return Err(Error::backend(

@@ -12,12 +12,15 @@
 //! - When the connection ends, every group still supervised is killed (see `serve`).
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use cmux_protocol::{
     frame::{STREAM_ERR, STREAM_OUT},
@@ -61,7 +64,21 @@ struct Group {
     kill_asked: bool,
     released: bool,
     open_streams: u8,
+    /// Per stream (stdout, stderr): its pipe while its pump reads it, and the bytes
+    /// sent so far. A pump reads and sends under this lock, so under it nothing read
+    /// is unsent (see [`ExecHandle::flush_before_exit`]).
+    pipes: [PipeState; 2],
 }
+
+#[derive(Debug, Default)]
+struct PipeState {
+    fd: Option<RawFd>,
+    sent: u64,
+}
+
+/// How long the exit status may wait for output the command wrote before it exited
+/// (only a client that stopped granting credit makes it wait that long).
+const FLUSH_BEFORE_EXIT: Duration = Duration::from_secs(10);
 
 impl ExecHandle {
     /// A handle for a command whose streams have `window` bytes of credit each; with
@@ -135,6 +152,43 @@ impl ExecHandle {
 
     fn stdin_close(&self) {
         self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Waits until everything the command's pipes held when it exited has been sent
+    /// (or their pumps ended, or [`FLUSH_BEFORE_EXIT`]), so its Exit frame follows its
+    /// output: a client may stop reading soon after the status (a background child
+    /// can keep the pipes open forever), and must not lose what came before it.
+    fn flush_before_exit(&self) {
+        let targets: Vec<(usize, u64)> = {
+            let g = self.lock();
+            g.pipes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    let fd = p.fd?;
+                    let waiting = sys::bytes_waiting(fd).ok()? as u64;
+                    (waiting > 0).then_some((i, p.sent + waiting))
+                })
+                .collect()
+        };
+        if targets.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + FLUSH_BEFORE_EXIT;
+        let mut g = self.lock();
+        loop {
+            let done = targets
+                .iter()
+                .all(|&(i, target)| g.pipes[i].fd.is_none() || g.pipes[i].sent >= target);
+            let now = Instant::now();
+            if done || g.released || now >= deadline {
+                return;
+            }
+            g = match self.changed.wait_timeout(g, deadline - now) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
     }
 
     fn stream_ended(&self) {
@@ -237,26 +291,28 @@ pub(crate) fn run(
 
     let pumps = [
         (
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stdout.take().map(|s| File::from(OwnedFd::from(s))),
             STREAM_OUT,
         ),
         (
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stderr.take().map(|s| File::from(OwnedFd::from(s))),
             STREAM_ERR,
         ),
     ];
+    {
+        // Known before any pump runs, so `flush_before_exit` sees every pipe.
+        let mut g = handle.lock();
+        for (pipe, stream) in &pumps {
+            g.pipes[usize::from(stream - 1)].fd = pipe.as_ref().map(AsRawFd::as_raw_fd);
+        }
+    }
     for (pipe, stream) in pumps {
         let (pump_handle, out) = (handle.clone(), out.clone());
         let spawned = std::thread::Builder::new()
             .stack_size(SMALL_STACK)
             .spawn(move || pump(id, stream, pipe, &pump_handle, &out));
         if spawned.is_err() {
+            handle.lock().pipes[usize::from(stream - 1)].fd = None;
             handle.stream_ended();
         }
     }
@@ -295,6 +351,7 @@ pub(crate) fn run(
             }
         }
     };
+    handle.flush_before_exit();
     out.send_json(FrameKind::Exit, id, &exit);
     {
         let mut g = handle.lock();
@@ -357,36 +414,52 @@ fn not_started(
     Ok(Done {})
 }
 
-fn pump(
-    id: u32,
-    stream: u8,
-    pipe: Option<Box<dyn Read + Send>>,
-    handle: &ExecHandle,
-    out: &Outbox,
-) {
+fn pump(id: u32, stream: u8, pipe: Option<File>, handle: &ExecHandle, out: &Outbox) {
     let kind = if stream == STREAM_OUT {
         FrameKind::Out
     } else {
         FrameKind::ErrOut
     };
-    let window = &handle.windows[usize::from(stream - 1)];
+    let slot = usize::from(stream - 1);
+    let window = &handle.windows[slot];
     if let Some(mut pipe) = pipe {
+        let fd = pipe.as_raw_fd();
         let mut buf = vec![0u8; CHUNK];
         while let Some(room) = window.take(CHUNK as u64) {
+            // Wait without the lock; then read (it will not block: one reader) and
+            // send under it, so `flush_before_exit` never sees bytes in between.
+            if sys::wait_readable(fd).is_err() {
+                window.grant(room);
+                break;
+            }
+            let mut g = handle.lock();
             let n = match pipe.read(&mut buf[..room as usize]) {
-                Ok(0) => break,
+                Ok(0) => {
+                    window.grant(room);
+                    break;
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
                     window.grant(room);
                     continue;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    window.grant(room);
+                    break;
+                }
             };
             if (n as u64) < room {
                 window.grant(room - n as u64);
             }
             out.send_raw(kind, id, &buf[..n]);
+            g.pipes[slot].sent += n as u64;
+            drop(g);
+            handle.changed.notify_all();
         }
+        // The fd is forgotten before it closes (with `pipe`), so it is never probed
+        // once another file may hold its number.
+        handle.lock().pipes[slot].fd = None;
+        drop(pipe);
     }
     out.send(&Frame::new(FrameKind::StreamEnd, id, vec![stream]));
     handle.stream_ended();
@@ -410,6 +483,109 @@ fn feed_stdin(
                 out.send(&Frame::stdin_credit(id, bytes.len() as u64));
             }
             StdinChunk::End => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmux_protocol::{Header, HEADER_LEN};
+
+    /// What the outbox wrote, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Every frame's kind, request and body length, in order.
+    fn frames(mut bytes: &[u8]) -> Vec<(FrameKind, u32, usize)> {
+        let mut all = Vec::new();
+        while bytes.len() >= HEADER_LEN {
+            let mut head = [0u8; HEADER_LEN];
+            head.copy_from_slice(&bytes[..HEADER_LEN]);
+            let header = Header::parse(&head).expect("a valid header");
+            let len = header.len as usize;
+            all.push((header.kind, header.id, len));
+            bytes = &bytes[HEADER_LEN + len..];
+        }
+        all
+    }
+
+    /// A client may stop reading a command's output soon after its exit status (a
+    /// background child can hold the pipes open forever), so the Exit frame must come
+    /// after every byte the command wrote before it exited. Many commands at once on
+    /// two cores make the pump threads lag behind the waits.
+    #[test]
+    fn the_exit_frame_follows_everything_the_command_wrote() {
+        const COMMANDS: u32 = 200;
+        let sink = Sink::default();
+        let out = Outbox::start(sink.clone(), || {});
+        let login = Arc::new(LoginEnv::default());
+        let threads: Vec<_> = (1..=COMMANDS)
+            .map(|id| {
+                let (out, login) = (out.clone(), login.clone());
+                std::thread::spawn(move || {
+                    let (handle, stdin) = ExecHandle::new(1 << 20, false);
+                    let spec = ExecSpec {
+                        command: cmux_protocol::ExecCommand::Argv(vec![
+                            "sh".into(),
+                            "-c".into(),
+                            "printf %0700d 0; printf %0300d 0 >&2".into(),
+                        ]),
+                        cwd: None,
+                        env: Vec::new(),
+                        stdin: false,
+                        login_env: false,
+                        window: 1 << 20,
+                    };
+                    run(id, spec, &handle, stdin, &out, &login, Path::new("/")).expect("runs");
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("command thread");
+        }
+        // The outbox's writer thread drains its queue: wait until every Exit is out.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let all = loop {
+            let bytes = sink.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let all = frames(&bytes);
+            let exits = all.iter().filter(|f| f.0 == FrameKind::Exit).count();
+            if exits == COMMANDS as usize || Instant::now() > deadline {
+                break all;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for id in 1..=COMMANDS {
+            let exit = all
+                .iter()
+                .position(|f| f.0 == FrameKind::Exit && f.1 == id)
+                .unwrap_or_else(|| panic!("command {id} sent no Exit"));
+            let (before, after): (Vec<_>, Vec<_>) = all
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.1 == id && matches!(f.0, FrameKind::Out | FrameKind::ErrOut))
+                .partition(|(i, _)| *i < exit);
+            assert!(
+                after.is_empty(),
+                "command {id}: {} output frames came after its Exit",
+                after.len()
+            );
+            let bytes: usize = before.iter().map(|(_, f)| f.2).sum();
+            assert_eq!(bytes, 1000, "command {id}: all its output before its Exit");
         }
     }
 }

@@ -150,3 +150,34 @@ pub(crate) fn stdio_files() -> (std::fs::File, std::fs::File) {
     // helper uses them through std's handles after this call.
     unsafe { (std::fs::File::from_raw_fd(0), std::fs::File::from_raw_fd(1)) }
 }
+
+/// How many bytes wait to be read in pipe `fd` (`FIONREAD`).
+pub(crate) fn bytes_waiting(fd: std::os::fd::RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which outlives the call.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Blocks until `fd` is readable (data, end of file or an error).
+pub(crate) fn wait_readable(fd: std::os::fd::RawFd) -> io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd for the length given.
+        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}

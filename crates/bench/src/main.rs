@@ -226,12 +226,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let report = report::Report::new(&args, results);
     println!("{}", report.markdown());
     if let Some(dir) = &args.out {
-        report.write(dir, args.only_russh)?;
-        eprintln!(
-            "wrote {}/BENCHMARKS.md and {}/benchmarks.json",
-            dir.display(),
-            dir.display()
-        );
+        let written = report.write(dir, args.only_russh)?;
+        eprintln!("wrote {written}");
     }
     for missed in report.missed() {
         eprintln!("target missed: {missed}");

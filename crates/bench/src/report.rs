@@ -284,7 +284,10 @@ impl Report {
                 ""
             }
         );
-        s.push_str(&summary::markdown(self));
+        // Issue 10's summary reads the main tables, which a russh-only run has not.
+        if !self.command.contains("--only russh") {
+            s.push_str(&summary::markdown(self));
+        }
         match &self.helper {
             Some(h) => {
                 let _ = writeln!(
@@ -311,7 +314,9 @@ impl Report {
         s
     }
 
-    pub fn write(&self, dir: &Path, only_russh: bool) -> anyhow::Result<()> {
+    /// Writes the markdown and JSON reports into `dir` (the russh-only run under its own
+    /// names) and says which files it wrote.
+    pub fn write(&self, dir: &Path, only_russh: bool) -> anyhow::Result<String> {
         std::fs::create_dir_all(dir)?;
         // The russh rows alone go beside the main table, which keeps its own run.
         let (md, json) = if only_russh {
@@ -323,7 +328,7 @@ impl Report {
             .with_context(|| format!("writing {}/{md}", dir.display()))?;
         std::fs::write(dir.join(json), serde_json::to_string_pretty(self)? + "\n")
             .with_context(|| format!("writing {}/{json}", dir.display()))?;
-        Ok(())
+        Ok(format!("{0}/{md} and {0}/{json}", dir.display()))
     }
 
     /// Failures of cmux in helper mode under concurrency: these are bugs, not noise.

@@ -85,7 +85,7 @@ impl HelperSlot {
         pool: &HostState,
     ) -> Result<Option<Arc<HelperConnection>>> {
         if pool.opts.helper == HelperMode::Off {
-            return Ok(None);
+            return fallback_or_error(pool, "the host helper is turned off (CMUX_HOST_HELPER=off)");
         }
         let mut slot = self.slot.lock().await;
         match &*slot {

@@ -335,8 +335,19 @@ async fn warm_up(h: &Harness) {
     );
 }
 
+/// A script that starts a background `sleep`, writes its PID to `pid_file`, and sleeps
+/// itself. The PID goes to a temporary name first and is renamed into place, so
+/// `pid_file` exists only once it holds the PID: a redirect creates the file empty
+/// before `echo` writes it, and a test that stops the command in between (the machine
+/// is loaded) would find no PID to check.
 fn sleeper(pid_file: &crate::RemotePath) -> String {
-    format!("sleep 1000 & echo $! > {}\nsleep 1000\n", q(pid_file))
+    let partial = crate::RemotePath::new(format!("{}.partial", pid_file.as_str()))
+        .unwrap_or_else(|e| panic!("pid file name {pid_file:?}: {e}"));
+    format!(
+        "sleep 1000 & echo $! > {partial}\nmv {partial} {done}\nsleep 1000\n",
+        partial = q(&partial),
+        done = q(pid_file)
+    )
 }
 
 pub(super) async fn timeout_kills_group(h: Harness) -> Outcome {
